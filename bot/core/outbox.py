@@ -1,0 +1,224 @@
+"""The outbox: side effects stored with the state change that caused them, delivered at least once."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_
+from sqlmodel import Session, col, select
+
+from bot.core.models import OutboxMessage
+from bot.core.sql import insert_ignore
+
+SLACK_CARD = "slack.card"
+SLACK_DM = "slack.dm"
+SLACK_REFRESH = "slack.refresh"
+SLACK_ALERT = "slack.alert"
+CRM_SYNC = "crm.sync"
+
+CRM_LANE = "crm"
+REFRESH_LANE = "slack:update"
+
+PRIORITY_FEEDBACK = 0
+PRIORITY_ALERT = 1
+PRIORITY_FIRST_TIER = 2
+
+PENDING, IN_FLIGHT, DONE, DEAD = "pending", "in_flight", "done", "dead"
+LEASE = timedelta(seconds=120)
+MAX_ATTEMPTS = 8
+MAX_BACKOFF = timedelta(minutes=15)
+
+
+def channel_lane(channel: str) -> str:
+    """The pacing lane of posts to one channel (or a DM, keyed by user)."""
+    return f"channel:{channel}"
+
+
+def dm_lane(user_id: str) -> str:
+    """The pacing lane of DMs to one user."""
+    return f"dm:{user_id}"
+
+
+def enqueue(
+    session: Session,
+    *,
+    kind: str,
+    key: str,
+    lane: str,
+    now: datetime,
+    payload: dict[str, Any] | None = None,
+    priority: int = 5,
+    deadline_at: datetime | None = None,
+) -> bool:
+    """Add a side effect unless one with the same key exists; True when it was added."""
+    row = OutboxMessage(
+        kind=kind,
+        dedupe_key=key,
+        lane=lane,
+        payload=payload or {},
+        priority=priority,
+        deadline_at=deadline_at,
+        due_at=now,
+        created_at=now,
+    )
+    values = {
+        c.name: getattr(row, c.name) for c in OutboxMessage.__table__.columns if c.name != "id"
+    }  # type: ignore[attr-defined]
+    return insert_ignore(session, OutboxMessage, values)
+
+
+def _due(now: datetime) -> Any:
+    return or_(
+        and_(col(OutboxMessage.state) == PENDING, col(OutboxMessage.due_at) <= now),
+        and_(col(OutboxMessage.state) == IN_FLIGHT, col(OutboxMessage.lease_until) < now),
+    )
+
+
+def due_lanes(session: Session, now: datetime) -> list[str]:
+    """Lanes with work due now, most urgent first."""
+    rows = session.exec(
+        select(OutboxMessage.lane, func.min(OutboxMessage.priority))
+        .where(_due(now))
+        .group_by(OutboxMessage.lane)
+        .order_by(func.min(OutboxMessage.priority))
+    ).all()
+    return [lane for lane, _ in rows]
+
+
+def claim(
+    session: Session, lane: str, limit: int, *, now: datetime, lease: timedelta = LEASE
+) -> list[OutboxMessage]:
+    """Lease up to `limit` due rows of one lane, most urgent first; other workers skip them."""
+    rows = session.exec(
+        select(OutboxMessage)
+        .where(OutboxMessage.lane == lane, _due(now))
+        .order_by(
+            col(OutboxMessage.priority),
+            col(OutboxMessage.deadline_at).is_(None),
+            col(OutboxMessage.deadline_at),
+            col(OutboxMessage.id),
+        )
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for row in rows:
+        if row.state == IN_FLIGHT:
+            # Its worker died or stalled mid-send: the effect may or may not have happened.
+            row.uncertain = True
+        row.state = IN_FLIGHT
+        row.lease_until = now + lease
+        session.add(row)
+    session.flush()
+    return list(rows)
+
+
+def complete(
+    session: Session, row: OutboxMessage, *, now: datetime, result: dict[str, Any] | None = None
+) -> None:
+    """Mark a delivered side effect done."""
+    row.state = DONE
+    row.completed_at = now
+    row.lease_until = None
+    row.result = result or {}
+    session.add(row)
+
+
+def postpone(
+    session: Session, row: OutboxMessage, *, until: datetime, uncertain: bool = False
+) -> None:
+    """Put a row back without counting an attempt (pacing, Retry-After, waiting on another row)."""
+    row.state = PENDING
+    row.due_at = until
+    row.lease_until = None
+    row.uncertain = row.uncertain or uncertain
+    session.add(row)
+
+
+def backoff(attempts: int) -> timedelta:
+    """Exponential backoff with jitter: about 2s, 4s, 8s … capped at 15 minutes."""
+    base = min(2.0**attempts, MAX_BACKOFF.total_seconds())
+    return timedelta(seconds=base * random.uniform(0.8, 1.2))  # noqa: S311  (jitter, not crypto)
+
+
+def fail(
+    session: Session,
+    row: OutboxMessage,
+    error: str,
+    *,
+    now: datetime,
+    retryable: bool,
+    alert_channel: str | None,
+    retry_after: float | None = None,
+    uncertain: bool = False,
+) -> str:
+    """Record a failed attempt: retry later with backoff, or dead-letter it and raise an alert."""
+    row.attempts += 1
+    row.last_error = error[:2000]
+    row.lease_until = None
+    row.uncertain = row.uncertain or uncertain
+    if retryable and row.attempts < MAX_ATTEMPTS:
+        delay = timedelta(seconds=retry_after) if retry_after else backoff(row.attempts)
+        row.state = PENDING
+        row.due_at = now + delay
+        session.add(row)
+        return PENDING
+    row.state = DEAD
+    row.completed_at = now
+    session.add(row)
+    if row.kind != SLACK_ALERT and alert_channel:
+        why = "after too many attempts" if retryable else "and will not be retried"
+        enqueue(
+            session,
+            kind=SLACK_ALERT,
+            key=f"alert:dead:{row.id}",
+            lane=channel_lane(alert_channel),
+            now=now,
+            priority=PRIORITY_ALERT,
+            payload={
+                "channel": alert_channel,
+                "text": (
+                    f":rotating_light: revbot could not deliver `{row.kind}` "
+                    f"(outbox #{row.id}, {row.attempts} attempt(s)) {why}: {error[:300]}"
+                ),
+            },
+        )
+    return DEAD
+
+
+def release_leases(session: Session) -> int:
+    """Return every in-flight row to pending (one-process SQLite start-up: nobody else holds them)."""
+    rows = session.exec(select(OutboxMessage).where(OutboxMessage.state == IN_FLIGHT)).all()
+    for row in rows:
+        postpone(session, row, until=row.due_at, uncertain=True)
+    return len(rows)
+
+
+def next_due_at(session: Session) -> datetime | None:
+    """When the earliest pending row becomes due (None when nothing is pending)."""
+    return session.exec(
+        select(func.min(OutboxMessage.due_at)).where(OutboxMessage.state == PENDING)
+    ).one()
+
+
+def purge_done(session: Session, *, before: datetime) -> int:
+    """Delete delivered rows completed before `before`; dead letters are kept for inspection."""
+    result = session.execute(
+        delete(OutboxMessage).where(
+            col(OutboxMessage.state) == DONE, col(OutboxMessage.completed_at) < before
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def has_pending(session: Session, *, kind: str, key_prefix: str) -> bool:
+    """True when a not-yet-delivered row of `kind` has a key starting with `key_prefix`."""
+    row = session.exec(
+        select(OutboxMessage.id).where(
+            OutboxMessage.kind == kind,
+            col(OutboxMessage.state) == PENDING,
+            col(OutboxMessage.dedupe_key).startswith(key_prefix),
+        )
+    ).first()
+    return row is not None
