@@ -63,9 +63,7 @@ def enqueue(
         due_at=now,
         created_at=now,
     )
-    values = {
-        c.name: getattr(row, c.name) for c in OutboxMessage.__table__.columns if c.name != "id"
-    }  # type: ignore[attr-defined]
+    values = row.model_dump(exclude={"id"})
     return insert_ignore(session, OutboxMessage, values)
 
 

@@ -188,17 +188,19 @@ class Scoring(_Strict):
     intent: IntentScoring = IntentScoring()
 
 
+class StatusValues(_Strict):
+    """The CRM status value written for each handoff state."""
+
+    open: str = "Open"
+    accepted: str = "Working"
+    rejected: str = "Disqualified"
+    recycled: str = "Recycled"
+
+
 class CrmFieldMap(_Strict):
     """Status values and field names a CRM adapter writes dispositions to."""
 
-    status_values: dict[Literal["open", "accepted", "rejected", "recycled"], str] = Field(
-        default_factory=lambda: {
-            "open": "Open",
-            "accepted": "Working",
-            "rejected": "Disqualified",
-            "recycled": "Recycled",
-        }
-    )
+    status_values: StatusValues = StatusValues()
     fields: dict[str, str] = Field(default_factory=dict)
 
 
@@ -248,9 +250,10 @@ class Playbook(_Strict):
             (t for t in self.tiers if t.name == name), min(self.tiers, key=lambda t: t.min_score)
         )
 
-    def reason(self, kind: Literal["reject", "recycle"], code: str) -> Reason | None:
+    def reason(self, kind: str, code: str) -> Reason | None:
         """The reject or recycle reason with this code, if the playbook has it."""
-        return next((r for r in getattr(self.reasons, kind) if r.code == code), None)
+        reasons = self.reasons.reject if kind == "reject" else self.reasons.recycle
+        return next((r for r in reasons if r.code == code), None)
 
     def field_map(self, crm: str) -> CrmFieldMap:
         """Status values and field names for one CRM (defaults when the playbook sets none)."""

@@ -100,13 +100,12 @@ def _pick_in_pool(session: Session, pool_name: str, pool: Pool) -> str | None:
         .with_for_update()
     ).all()
     counters = {r.slack_id: r.current for r in rows}
-    open_counts = dict(
-        session.exec(  # type: ignore[call-overload]
-            select(MqlCycle.owner_slack_id, func.count())
-            .where(MqlCycle.state == OPEN, col(MqlCycle.owner_slack_id).in_(ids))
-            .group_by(MqlCycle.owner_slack_id)
-        ).all()
-    )
+    counted = session.exec(
+        select(MqlCycle.owner_slack_id, func.count())
+        .where(MqlCycle.state == OPEN, col(MqlCycle.owner_slack_id).in_(ids))
+        .group_by(MqlCycle.owner_slack_id)
+    ).all()
+    open_counts = {owner: n for owner, n in counted if owner is not None}
     pick = weighted_round_robin(pool.members, counters, open_counts)
     if pick is None:
         return None

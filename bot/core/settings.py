@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     playbook_path: Path | None = Field(None, validation_alias="REVBOT_PLAYBOOK")
     crm: CrmName | None = Field(None, validation_alias="REVBOT_CRM")
     intake_token: SecretStr | None = Field(None, validation_alias="REVBOT_INTAKE_TOKEN")
+    host: str = Field("0.0.0.0", validation_alias="REVBOT_HOST")  # noqa: S104  (a server's default)
     port: int = Field(3000, ge=1, le=65535, validation_alias="PORT")
     web_concurrency: int = Field(1, ge=1, le=64, validation_alias="WEB_CONCURRENCY")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

@@ -1,0 +1,326 @@
+"""The `revbot` command line: the composition root of every process."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import NoReturn
+
+import click
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot import __version__
+from bot.core import db
+from bot.core.crm import CrmError
+from bot.core.csv_import import CsvRow, read_rows
+from bot.core.intake import ingest
+from bot.core.playbook import Playbook, PlaybookError, load_playbook, resolve_playbook_path
+from bot.core.settings import Settings
+from bot.logs import configure_logging
+from bot.runtime import Runtime, build_runtime
+from bot.server import serve
+from bot.services import Services, build_services, slack_client, utc_now
+from integrations import CrmNotConfigured, build_crm
+
+console = Console(stderr=True, highlight=False)
+Report = Callable[[bool | None, str, str], None]
+
+SLACK_HELP = """\
+How to get them:
+  1. Create the Slack app from app_manifest.yml: https://api.slack.com/apps -> Create New App
+     -> From an app manifest, then install it to your workspace.
+  2. OAuth & Permissions -> Bot User OAuth Token (xoxb-...) -> SLACK_BOT_TOKEN.
+  3. Either Basic Information -> App-Level Tokens -> generate one with the connections:write
+     scope -> SLACK_APP_TOKEN (Socket Mode: no public URL needed),
+     or Basic Information -> Signing Secret -> SLACK_SIGNING_SECRET (HTTP mode on $PORT).
+Put them in the environment or in a .env file in this folder, then run the command again.
+`revbot check` tests the settings without starting anything."""
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    console.print(f"[bold red]error:[/] {message}")
+    sys.exit(code)
+
+
+def load_settings() -> Settings:
+    """Settings from the environment and .env, or a clean exit naming each bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [
+            f"  {'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        ]
+        _fail("invalid settings:\n" + "\n".join(lines))
+
+
+def _services(settings: Settings) -> Services:
+    try:
+        return build_services(settings)
+    except PlaybookError as exc:
+        _fail(f"the playbook is invalid:\n{exc}")
+    except CrmNotConfigured as exc:
+        _fail(str(exc))
+
+
+def _prepare_database(engine: Engine, settings: Settings) -> None:
+    """SQLite is migrated on start; PostgreSQL must have been upgraded by `revbot db upgrade`."""
+    try:
+        if settings.is_sqlite:
+            db.upgrade(engine)
+        elif not db.is_current(engine):
+            _fail(
+                "the database schema is behind this version of revbot: run `revbot db upgrade` first."
+            )
+    except SQLAlchemyError as exc:
+        _fail(
+            f"cannot open the database {_safe_url(settings.database_url)}: {type(exc).__name__}: {exc.args[0] if exc.args else ''}"
+        )
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL is shown as "(invalid URL)", never echoed with a password
+        return "(invalid URL)"
+
+
+def _require_slack(settings: Settings) -> None:
+    missing = settings.missing_slack_settings()
+    if missing:
+        _fail(f"revbot cannot connect to Slack; missing: {', '.join(missing)}.\n\n{SLACK_HELP}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="revbot")
+def cli() -> None:
+    """revbot: MQL handoff, SLA chasing and deal support in Slack.
+
+    Settings come from the environment or a .env file (see the README); the playbook from
+    revbot.yml or REVBOT_PLAYBOOK (built-in defaults otherwise).
+    """
+
+
+@cli.command()
+def run() -> None:
+    """Run everything in one process: Slack, HTTP endpoints and the worker."""
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    _require_slack(settings)
+    services = _services(settings)
+    _prepare_database(services.engine, settings)
+    mode = (
+        "Socket Mode"
+        if settings.slack_app_token
+        else f"HTTP (POST /slack/events on port {settings.port})"
+    )
+    console.print(
+        f"revbot {__version__}: Slack over {mode}; intake, health and worker on port {settings.port}"
+    )
+
+    def build() -> Runtime:
+        runtime = build_runtime(settings)
+        runtime.start_background(worker=True)
+        return runtime
+
+    serve(build, host=settings.host, port=settings.port, workers=1, log_level=settings.log_level)
+
+
+@cli.command()
+def web() -> None:
+    """Serve HTTP only (Slack endpoint, intake, health); scale out on PostgreSQL."""
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    _require_slack(settings)
+    services = _services(settings)
+    _prepare_database(services.engine, settings)
+
+    def build() -> Runtime:
+        runtime = build_runtime(settings)
+        runtime.start_background(worker=False)
+        return runtime
+
+    workers = 1 if settings.is_sqlite else settings.web_concurrency
+    serve(
+        build, host=settings.host, port=settings.port, workers=workers, log_level=settings.log_level
+    )
+
+
+@cli.command()
+def worker() -> None:
+    """Run the background side: outbox delivery to Slack and the CRM, scheduled jobs."""
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    if settings.slack_bot_token is None:
+        _fail(f"the worker posts to Slack and needs SLACK_BOT_TOKEN.\n\n{SLACK_HELP}")
+    services = _services(settings)
+    _prepare_database(services.engine, settings)
+    runtime = build_runtime(settings, services=services)
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    runtime.start_background(worker=True)
+    console.print("revbot worker running; Ctrl-C to stop")
+    stopping.wait()
+    runtime.stop()
+
+
+@cli.group(name="db")
+def db_group() -> None:
+    """Database schema commands."""
+
+
+@db_group.command()
+def upgrade() -> None:
+    """Apply every pending migration to DATABASE_URL."""
+    settings = load_settings()
+    engine = db.make_engine(settings.database_url)
+    try:
+        db.upgrade(engine)
+    except SQLAlchemyError as exc:
+        _fail(f"cannot migrate {_safe_url(settings.database_url)}: {type(exc).__name__}")
+    console.print(
+        f"database {_safe_url(settings.database_url)} is at revision {db.current_revision(engine)}"
+    )
+
+
+@cli.command(name="import")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--source", help="Source name for rows without a `source` column (default: intake).")
+def import_csv(csv_file: Path, source: str | None) -> None:
+    """Load MQLs from a CSV file through the same path as the intake endpoint.
+
+    The header names the intake keys (external_id, email, first_name, last_name, company,
+    title, country, industry, employees, lead_source, campaign, score, signals, content,
+    mql_at, source); lists use `;`. Bad rows are reported by row number and skipped. Exits 1
+    when any row was invalid (the valid rows are still imported).
+    """
+    settings = load_settings()
+    services = _services(settings)
+    _prepare_database(services.engine, settings)
+    try:
+        with csv_file.open(newline="", encoding="utf-8-sig") as stream:
+            total = max(sum(1 for _ in stream) - 1, 0)
+            stream.seek(0)
+            counts, invalid = _import_rows(services, read_rows(stream, source=source), total)
+    except (ValueError, UnicodeDecodeError) as exc:
+        _fail(f"{csv_file}: {exc}")
+    summary = ", ".join(f"{counts[k]} {k}" for k in ("created", "duplicate", "requalified"))
+    console.print(f"Imported {csv_file.name}: {summary}, {len(invalid)} invalid.")
+    if invalid:
+        console.print("Invalid rows (skipped):")
+        for line in invalid:
+            console.print(f"  {line}")
+        sys.exit(1)
+
+
+def _import_rows(
+    services: Services, rows: Iterable[CsvRow], total: int
+) -> tuple[Counter[str], list[str]]:
+    counts: Counter[str] = Counter()
+    invalid: list[str] = []
+    columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("import", total=total)
+        for row in rows:
+            if row.lead is None:
+                problems = "; ".join(f"{e.field}: {e.message}" for e in row.errors)
+                invalid.append(f"row {row.line}: {problems}")
+            else:
+                with db.transaction(services.engine) as session:
+                    result = ingest(
+                        session, row.lead, playbook=services.playbook, now=services.clock()
+                    )
+                counts[result.status] += 1
+            progress.advance(task)
+    return counts, invalid
+
+
+@cli.command()
+def check() -> None:
+    """Validate settings and playbook, then try the database, Slack and the CRM."""
+    problems = 0
+
+    def report(ok: bool | None, what: str, detail: str) -> None:
+        nonlocal problems
+        mark = {True: "[green]ok  [/]", False: "[red]FAIL[/]", None: "[yellow]warn[/]"}[ok]
+        console.print(f"{mark} {what}: {detail}")
+        problems += ok is False
+
+    settings = load_settings()
+    report(True, "settings", "read from the environment and .env")
+    path = resolve_playbook_path(settings.playbook_path, Path.cwd())
+    try:
+        playbook = load_playbook(path)
+        report(True, "playbook", str(path or "built-in defaults"))
+    except PlaybookError as exc:
+        report(False, "playbook", f"invalid\n{exc}")
+        sys.exit(1)
+    engine = db.make_engine(settings.database_url)
+    try:
+        db.ping(engine)
+        current = db.is_current(engine)
+        report(
+            current or settings.is_sqlite,
+            "database",
+            f"{_safe_url(settings.database_url)} "
+            + (
+                "(migrations current)"
+                if current
+                else "(migrations pending: run `revbot db upgrade`)"
+            ),
+        )
+    except SQLAlchemyError as exc:
+        report(
+            False,
+            "database",
+            f"cannot connect to {_safe_url(settings.database_url)}: {type(exc).__name__}",
+        )
+    _check_slack(settings, report)
+    _check_crm(settings, playbook, engine, report)
+    if settings.intake_token is None:
+        report(
+            None, "intake", "REVBOT_INTAKE_TOKEN is unset: POST /intake/leads refuses every request"
+        )
+    sys.exit(1 if problems else 0)
+
+
+def _check_slack(settings: Settings, report: Report) -> None:
+    missing = settings.missing_slack_settings()
+    if missing:
+        report(False, "slack", f"missing {', '.join(missing)}\n{SLACK_HELP}")
+        return
+    client = slack_client(settings)
+    assert client is not None
+    try:
+        auth = client.auth_test()
+        mode = "Socket Mode" if settings.slack_app_token else "HTTP"
+        report(True, "slack", f"connected to {auth.get('team')} as {auth.get('user')} ({mode})")
+    except SlackApiError as exc:
+        report(
+            False, "slack", f"auth.test refused: {exc.response.get('error')}; check SLACK_BOT_TOKEN"
+        )
+    except OSError as exc:
+        report(False, "slack", f"cannot reach {settings.slack_api_url}: {exc}")
+
+
+def _check_crm(settings: Settings, playbook: Playbook, engine: Engine, report: Report) -> None:
+    try:
+        crm = build_crm(settings, playbook, engine, utc_now)
+        report(True, "crm", crm.check())
+    except (CrmNotConfigured, CrmError) as exc:
+        report(False, "crm", str(exc))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()

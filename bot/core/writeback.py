@@ -1,0 +1,131 @@
+"""CRM write-back: turn due outbox rows into one batched CRM call and record each write's outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from bot.core import outbox
+from bot.core.crm import CRM, CrmError, CrmWrite, LeadDisposition, LeadRef, WriteResult
+from bot.core.db import transaction
+from bot.core.handoff import latest_cycle
+from bot.core.models import Lead, MqlCycle, OutboxMessage
+from bot.core.playbook import Playbook
+
+
+def lead_ref(lead: Lead) -> LeadRef:
+    """The CRM-facing identity of a lead."""
+    assert lead.id is not None
+    return LeadRef(lead.id, lead.origin, lead.external_id, lead.crm_record_id)
+
+
+def disposition(lead: Lead, cycle: MqlCycle, playbook: Playbook, crm_name: str) -> LeadDisposition:
+    """The lead's current handoff state as the CRM should hold it."""
+    kind = "reject" if cycle.state == "rejected" else "recycle"
+    reason = playbook.reason(kind, cycle.reason_code) if cycle.reason_code else None
+    pool = playbook.routing.pools.get(cycle.pool)
+    member = pool.member(cycle.owner_slack_id) if pool and cycle.owner_slack_id else None
+    status = cycle.state
+    return LeadDisposition(
+        lead=lead_ref(lead),
+        status=status,  # type: ignore[arg-type]
+        status_value=getattr(playbook.field_map(crm_name).status_values, status, status),
+        owner_slack_id=cycle.owner_slack_id,
+        owner_email=member.email if member else None,
+        reason_code=cycle.reason_code,
+        reason_value=reason.crm if reason else cycle.reason_code,
+        note=cycle.note,
+        revisit_on=cycle.revisit_on,
+        mql_at=cycle.mql_at,
+        accepted_at=cycle.accepted_at,
+        closed_at=cycle.closed_at,
+    )
+
+
+def build_writes(
+    session: Session, rows: Sequence[OutboxMessage], playbook: Playbook, crm_name: str
+) -> list[CrmWrite]:
+    """One write per outbox row, rendered from the lead's state now (so a late row never regresses it)."""
+    writes = []
+    for row in rows:
+        lead = session.get(Lead, row.payload["lead_id"])
+        cycle = latest_cycle(session, row.payload["lead_id"])
+        if lead is None or cycle is None:
+            continue
+        writes.append(
+            CrmWrite(key=str(row.id), disposition=disposition(lead, cycle, playbook, crm_name))
+        )
+    return writes
+
+
+def record_results(
+    session: Session,
+    rows: Sequence[OutboxMessage],
+    results: Sequence[WriteResult],
+    *,
+    now: datetime,
+    alert_channel: str | None,
+) -> None:
+    """Complete, retry or dead-letter each row according to the CRM's per-record result."""
+    by_key = {r.key: r for r in results}
+    for row in rows:
+        result = by_key.get(str(row.id))
+        if result is None:
+            outbox.fail(
+                session,
+                row,
+                "the CRM returned no result for this record",
+                now=now,
+                retryable=True,
+                alert_channel=alert_channel,
+            )
+        elif result.ok:
+            outbox.complete(session, row, now=now)
+        else:
+            outbox.fail(
+                session,
+                row,
+                result.error or "rejected by the CRM",
+                now=now,
+                retryable=result.retryable,
+                alert_channel=alert_channel,
+            )
+
+
+def deliver_batch(
+    engine: Engine, row_ids: Sequence[int], crm: CRM, playbook: Playbook, *, now: datetime
+) -> None:
+    """Write claimed CRM rows in one `apply` call (outside any transaction) and record each outcome."""
+    alert_channel = playbook.channels.alerts_channel
+    with transaction(engine) as session:
+        rows = [r for r in (session.get(OutboxMessage, i) for i in row_ids) if r is not None]
+        writes = build_writes(session, rows, playbook, crm.name)
+        rendered = {w.key for w in writes}
+        for row in rows:
+            if str(row.id) not in rendered:
+                outbox.complete(session, row, now=now, result={"skipped": "lead no longer exists"})
+    if not writes:
+        return
+    try:
+        results = crm.apply(writes)
+    except CrmError as exc:
+        with transaction(engine) as session:
+            for key in rendered:
+                failed = session.get(OutboxMessage, int(key))
+                if failed is not None:
+                    outbox.fail(
+                        session,
+                        failed,
+                        f"{type(exc).__name__}: {exc}",
+                        now=now,
+                        retryable=exc.retryable,
+                        alert_channel=alert_channel,
+                        retry_after=exc.retry_after,
+                    )
+        return
+    with transaction(engine) as session:
+        live = [r for r in (session.get(OutboxMessage, int(k)) for k in rendered) if r is not None]
+        record_results(session, live, results, now=now, alert_channel=alert_channel)

@@ -1,0 +1,238 @@
+"""Slack side of the outbox: render views from current state and make one Web API call per row."""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import re
+import urllib.error
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from bot.core import outbox
+from bot.core.crm import CRM
+from bot.core.db import transaction
+from bot.core.delivery import Deferred, Delivered, Failed, Outcome, PostedMessage, RateLimited
+from bot.core.models import Lead, MqlCycle, OutboxMessage, SlackMessage
+from bot.core.playbook import Playbook
+from bot.core.writeback import lead_ref
+from bot.views.lead_card import build_lead_card, build_owner_dm
+
+log = logging.getLogger(__name__)
+
+CARD_EVENT = "revbot_lead_card"
+CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+TRANSIENT_ERRORS = {
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+    "ratelimited",
+}
+NETWORK_ERRORS = (
+    urllib.error.URLError,
+    http.client.HTTPException,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+)
+WAIT_FOR_CARD_SECONDS = 2.0
+
+
+class SlackDelivery:
+    """Delivers `slack.*` outbox rows; never writes to the database itself (the dispatcher does)."""
+
+    def __init__(self, client: WebClient, engine: Engine, playbook: Playbook, crm: CRM) -> None:
+        self._client = client
+        self._engine = engine
+        self._playbook = playbook
+        self._crm = crm
+        self._handlers: dict[str, Callable[[OutboxMessage], Outcome]] = {
+            outbox.SLACK_CARD: self._post_card,
+            outbox.SLACK_DM: self._post_dm,
+            outbox.SLACK_REFRESH: self._refresh,
+            outbox.SLACK_ALERT: self._alert,
+        }
+
+    def deliver(self, row: OutboxMessage) -> Outcome:
+        """Make the Slack call this row stands for and say how it went."""
+        handler = self._handlers.get(row.kind)
+        if handler is None:
+            return Failed(f"no Slack handler for outbox kind {row.kind!r}", retryable=False)
+        try:
+            return handler(row)
+        except SlackApiError as exc:
+            return _api_error(exc, posting=row.kind in (outbox.SLACK_CARD, outbox.SLACK_DM))
+        except NETWORK_ERRORS as exc:
+            return Failed(
+                f"Slack unreachable: {type(exc).__name__}: {exc}", retryable=True, uncertain=True
+            )
+
+    def _render(
+        self, session: Session, cycle_id: int, *, dm: bool = False
+    ) -> tuple[MqlCycle, dict[str, Any]] | None:
+        cycle = session.get(MqlCycle, cycle_id)
+        lead = session.get(Lead, cycle.lead_id) if cycle else None
+        if cycle is None or lead is None:
+            return None
+        build = build_owner_dm if dm else build_lead_card
+        return cycle, build(
+            lead, cycle, playbook=self._playbook, crm_url=self._crm.record_url(lead_ref(lead))
+        )
+
+    def _post_card(self, row: OutboxMessage) -> Outcome:
+        cycle_id = int(row.payload["cycle_id"])
+        channel = str(row.payload["channel"])
+        with transaction(self._engine) as session:
+            if _message(session, cycle_id, "card") is not None:
+                return Delivered(result={"note": "card already posted"})
+            rendered = self._render(session, cycle_id)
+            thread_ts = None
+            thread_of = row.payload.get("thread_of")
+            if thread_of is not None:
+                parent = _message(session, int(thread_of), "card")
+                if parent is None and _pending(session, f"card:{thread_of}"):
+                    return Deferred(WAIT_FOR_CARD_SECONDS, "waiting for the original card")
+                thread_ts = parent.ts if parent else None
+            channel_id = channel if CHANNEL_ID.match(channel) else _known_card_channel(session)
+        if rendered is None:
+            return Delivered(result={"skipped": "cycle no longer exists"})
+        cycle, view = rendered
+        if row.uncertain and channel_id:
+            found = self._find_posted(channel_id, cycle_id, since=row.created_at)
+            if found:
+                return Delivered(
+                    PostedMessage(cycle_id, "card", channel_id, found), {"reconciled": True}
+                )
+        response = self._client.chat_postMessage(
+            channel=channel,
+            text=view["text"],
+            blocks=view["blocks"],
+            thread_ts=thread_ts,
+            reply_broadcast=bool(thread_ts),
+            unfurl_links=False,
+            unfurl_media=False,
+            metadata={
+                "event_type": CARD_EVENT,
+                "event_payload": {"cycle_id": cycle_id, "lead_id": cycle.lead_id},
+            },
+        )
+        return Delivered(PostedMessage(cycle_id, "card", response["channel"], response["ts"]))
+
+    def _post_dm(self, row: OutboxMessage) -> Outcome:
+        cycle_id = int(row.payload["cycle_id"])
+        user = str(row.payload["user"])
+        with transaction(self._engine) as session:
+            rendered = self._render(session, cycle_id, dm=True)
+        if rendered is None:
+            return Delivered(result={"skipped": "cycle no longer exists"})
+        _, view = rendered
+        if row.uncertain:
+            channel_id = self._client.conversations_open(users=user)["channel"]["id"]
+            found = self._find_posted(channel_id, cycle_id, since=row.created_at)
+            if found:
+                return Delivered(
+                    PostedMessage(cycle_id, "dm", channel_id, found), {"reconciled": True}
+                )
+        response = self._client.chat_postMessage(
+            channel=user,
+            text=view["text"],
+            blocks=view["blocks"],
+            unfurl_links=False,
+            metadata={
+                "event_type": CARD_EVENT,
+                "event_payload": {"cycle_id": cycle_id, "lead_id": rendered[0].lead_id},
+            },
+        )
+        return Delivered(PostedMessage(cycle_id, "dm", response["channel"], response["ts"]))
+
+    def _refresh(self, row: OutboxMessage) -> Outcome:
+        cycle_id = int(row.payload["cycle_id"])
+        with transaction(self._engine) as session:
+            messages = list(
+                session.exec(select(SlackMessage).where(SlackMessage.cycle_id == cycle_id)).all()
+            )
+            waiting = _pending(session, f"card:{cycle_id}") or _pending(session, f"dm:{cycle_id}")
+            card = self._render(session, cycle_id)
+            dm = self._render(session, cycle_id, dm=True)
+        if waiting:
+            # The card is still being posted; it will show the new state, but wait so we update it too.
+            return Deferred(WAIT_FOR_CARD_SECONDS, "waiting for the card to be posted")
+        if card is None or dm is None:
+            return Delivered(result={"skipped": "cycle no longer exists"})
+        for message in messages:
+            view = dm[1] if message.role == "dm" else card[1]
+            self._client.chat_update(
+                channel=message.channel, ts=message.ts, text=view["text"], blocks=view["blocks"]
+            )
+        return Delivered(result={"updated": len(messages)})
+
+    def _alert(self, row: OutboxMessage) -> Outcome:
+        response = self._client.chat_postMessage(
+            channel=row.payload["channel"], text=row.payload["text"]
+        )
+        return Delivered(result={"channel": response["channel"], "ts": response["ts"]})
+
+    def _find_posted(self, channel_id: str, cycle_id: int, *, since: datetime) -> str | None:
+        """The ts of a card for this cycle that an earlier, unconfirmed attempt did post."""
+        history = self._client.conversations_history(
+            channel=channel_id,
+            oldest=f"{since.timestamp() - 5:.6f}",
+            include_all_metadata=True,
+            limit=200,
+        )
+        messages: list[dict[str, Any]] = history.get("messages", [])
+        for message in messages:
+            metadata = message.get("metadata") or {}
+            if (
+                metadata.get("event_type") == CARD_EVENT
+                and metadata.get("event_payload", {}).get("cycle_id") == cycle_id
+            ):
+                return str(message["ts"])
+        return None
+
+
+def _message(session: Session, cycle_id: int, role: str) -> SlackMessage | None:
+    return session.exec(
+        select(SlackMessage).where(SlackMessage.cycle_id == cycle_id, SlackMessage.role == role)
+    ).first()
+
+
+def _pending(session: Session, key: str) -> bool:
+    state = session.exec(select(OutboxMessage.state).where(OutboxMessage.dedupe_key == key)).first()
+    return state in (outbox.PENDING, outbox.IN_FLIGHT)
+
+
+def _known_card_channel(session: Session) -> str | None:
+    # Cards only go to the pipeline channel, so any earlier card tells us its channel id.
+    return session.exec(
+        select(SlackMessage.channel)
+        .where(SlackMessage.role == "card")
+        .order_by(col(SlackMessage.id).desc())
+    ).first()
+
+
+def _api_error(exc: SlackApiError, *, posting: bool) -> Outcome:
+    response = exc.response
+    status = getattr(response, "status_code", 200)
+    error = str(response.get("error", "")) if hasattr(response, "get") else ""
+    if status == 429 or error == "ratelimited":
+        headers = getattr(response, "headers", {}) or {}
+        retry_after = next((v for k, v in headers.items() if k.lower() == "retry-after"), "1")
+        try:
+            return RateLimited(max(float(retry_after), 1.0))
+        except ValueError:
+            return RateLimited(1.0)
+    if status >= 500 or error in TRANSIENT_ERRORS:
+        return Failed(
+            f"Slack error {status} {error}".strip(),
+            retryable=True,
+            uncertain=posting and status >= 500,
+        )
+    return Failed(f"Slack refused the call: {error or status}", retryable=False)

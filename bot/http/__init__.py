@@ -1,0 +1,1 @@
+"""revbot's HTTP endpoints: Slack, intake and health."""

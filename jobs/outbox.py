@@ -1,0 +1,78 @@
+"""Outbox delivery: send due side effects lane by lane, within each lane's rate budget."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from bot.core import outbox
+from bot.core.db import transaction
+from bot.core.delivery import Failed, RateLimited, record_outcome
+from bot.core.writeback import deliver_batch
+from bot.delivery.slack import SlackDelivery
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def run(services: Services, *, now: datetime) -> int:
+    """Deliver what is due now; returns how many rows were attempted (0 when idle or all paced)."""
+    with transaction(services.engine) as session:
+        lanes = outbox.due_lanes(session, now)
+    attempted = 0
+    for lane in lanes:
+        if lane == outbox.CRM_LANE:
+            attempted += _deliver_crm(services, now=now)
+        else:
+            attempted += _deliver_slack_lane(services, lane, now=now)
+    return attempted
+
+
+def _deliver_crm(services: Services, *, now: datetime) -> int:
+    with transaction(services.engine) as session:
+        ids = [
+            r.id for r in outbox.claim(session, outbox.CRM_LANE, services.crm.max_batch, now=now)
+        ]
+    if ids:
+        deliver_batch(
+            services.engine,
+            [i for i in ids if i is not None],
+            services.crm,
+            services.playbook,
+            now=now,
+        )
+    return len(ids)
+
+
+def _deliver_slack_lane(services: Services, lane: str, *, now: datetime) -> int:
+    budget = services.pacer.available(lane, now)
+    if budget == 0:
+        return 0
+    with transaction(services.engine) as session:
+        rows = outbox.claim(session, lane, budget, now=now)
+    alert_channel = services.playbook.channels.alerts_channel
+    if services.slack is None:
+        unconfigured = Failed("Slack is not configured (SLACK_BOT_TOKEN is unset)", retryable=True)
+        with transaction(services.engine) as session:
+            for row in rows:
+                assert row.id is not None
+                record_outcome(session, row.id, unconfigured, now=now, alert_channel=alert_channel)
+        return len(rows)
+    delivery = SlackDelivery(services.slack, services.engine, services.playbook, services.crm)
+    for index, row in enumerate(rows):
+        assert row.id is not None
+        services.pacer.take(lane, now)
+        outcome = delivery.deliver(row)
+        if isinstance(outcome, Failed):
+            log.warning("outbox #%s (%s) failed: %s", row.id, row.kind, outcome.error)
+        with transaction(services.engine) as session:
+            record_outcome(session, row.id, outcome, now=now, alert_channel=alert_channel)
+            if isinstance(outcome, RateLimited):
+                until = services.pacer.block(lane, now, outcome.retry_after)
+                log.info("Slack rate-limited lane %s; pausing it until %s", lane, until.isoformat())
+                for rest in rows[index + 1 :]:
+                    assert rest.id is not None
+                    record_outcome(session, rest.id, outcome, now=now, alert_channel=alert_channel)
+        if isinstance(outcome, RateLimited):
+            return index + 1
+    return len(rows)
