@@ -147,9 +147,9 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def fake_slack() -> Iterator[FakeSlack]:
-    """A running fake Slack Web API."""
-    with FakeSlack(bot_token=BOT_TOKEN) as fake:
+def fake_slack(clock: FrozenClock) -> Iterator[FakeSlack]:
+    """A running fake Slack Web API whose message timestamps follow the test's clock."""
+    with FakeSlack(bot_token=BOT_TOKEN, clock=lambda: clock().timestamp()) as fake:
         yield fake
 
 

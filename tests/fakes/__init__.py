@@ -1,0 +1,1 @@
+"""In-process fakes of Slack used by the test suite."""
