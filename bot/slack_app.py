@@ -22,6 +22,8 @@ def build_bolt_app(services: Services) -> App:
         client=services.slack,
         signing_secret=secret,
         process_before_response=False,
+        # Slack being unreachable at boot must not stop revbot; `revbot check` tests the token.
+        token_verification_enabled=False,
         listener_executor=ThreadPoolExecutor(
             max_workers=LISTENER_THREADS, thread_name_prefix="revbot-listener"
         ),

@@ -26,7 +26,7 @@ PRIORITY_ALERT = 1
 PRIORITY_FIRST_TIER = 2
 
 PENDING, IN_FLIGHT, DONE, DEAD = "pending", "in_flight", "done", "dead"
-LEASE = timedelta(seconds=120)
+LEASE = timedelta(seconds=30)
 MAX_ATTEMPTS = 8
 MAX_BACKOFF = timedelta(minutes=15)
 

@@ -253,6 +253,12 @@ class FakeSlack:
         with self._lock:
             self._faults.setdefault(method, []).extend([reply] * times)
 
+    def clear_faults(self) -> None:
+        """Forget every scheduled failure and drop: Slack answers normally again."""
+        with self._lock:
+            self._faults.clear()
+            self._drops.clear()
+
     def drop_response_next(self, method: str, times: int = 1) -> None:
         """Process the next `times` calls of `method` but close the connection unanswered."""
         with self._lock:
@@ -306,14 +312,16 @@ class FakeSlack:
             method = parts.path
         with self._lock:
             self._requests.append(Recorded(method, params, headers, parts.path))
+            # A scheduled drop comes before scheduled failures, so tests can say "lose the
+            # next response, then fail the rest".
+            if self._drops.get(method):
+                self._drops[method] -= 1
+                self._dispatch(method, params, headers, bad_json)
+                return None
             faults = self._faults.get(method)
             if faults:
                 return faults.pop(0)
-            reply = self._dispatch(method, params, headers, bad_json)
-            if self._drops.get(method):
-                self._drops[method] -= 1
-                return None
-            return reply
+            return self._dispatch(method, params, headers, bad_json)
 
     def _dispatch(
         self, method: str, params: dict[str, Any], headers: dict[str, str], bad_json: bool
