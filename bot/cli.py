@@ -32,7 +32,7 @@ from bot.server import serve
 from bot.services import Services, build_services, slack_client, utc_now
 from integrations import CrmNotConfigured, build_crm
 
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 Report = Callable[[bool | None, str, str], None]
 
 SLACK_HELP = """\
@@ -323,4 +323,4 @@ def _check_crm(settings: Settings, playbook: Playbook, engine: Engine, report: R
 
 def main() -> None:
     """Console-script entry point."""
-    cli()
+    cli(prog_name="revbot")

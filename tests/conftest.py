@@ -97,24 +97,27 @@ def _postgres_url() -> str | None:
     return Settings(_env_file=None, DATABASE_URL=url).database_url if url else None  # type: ignore[call-arg]
 
 
-def _reset_postgres(url: str) -> None:
+def _fresh_postgres_schema(url: str) -> str:
+    # One schema per test process, so concurrent runs against one database never collide.
+    schema = f"revbot_test_{os.getpid()}"
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
     engine.dispose()
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options=-csearch_path%3D{schema}"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database: SQLite in a temp folder, or a freshly reset PostgreSQL schema."""
+    """An empty database: SQLite in a temp folder, or a fresh PostgreSQL schema."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'revbot.db'}"
     url = _postgres_url()
     if url is None:
         pytest.skip("REVBOT_TEST_DATABASE_URL is unset (PostgreSQL tests run in CI)")
-    _reset_postgres(url)
-    return url
+    return _fresh_postgres_schema(url)
 
 
 @pytest.fixture
