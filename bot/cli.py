@@ -110,49 +110,42 @@ def cli() -> None:
     """
 
 
-@cli.command()
-def run() -> None:
-    """Run everything in one process: Slack, HTTP endpoints and the worker."""
+def _serve(*, with_worker: bool) -> None:
     settings = load_settings()
     configure_logging(settings.log_level)
     _require_slack(settings)
     services = _services(settings)
     _prepare_database(services.engine, settings)
-    mode = (
+    slack = (
         "Socket Mode"
         if settings.slack_app_token
         else f"HTTP (POST /slack/events on port {settings.port})"
     )
-    console.print(
-        f"revbot {__version__}: Slack over {mode}; intake, health and worker on port {settings.port}"
-    )
+    parts = "intake, health and worker" if with_worker else "intake and health"
+    console.print(f"revbot {__version__}: Slack over {slack}; {parts} on port {settings.port}")
 
     def build() -> Runtime:
         runtime = build_runtime(settings)
-        runtime.start_background(worker=True)
+        runtime.start_background(worker=with_worker)
         return runtime
 
-    serve(build, host=settings.host, port=settings.port, workers=1, log_level=settings.log_level)
+    # One process on SQLite (and whenever the worker runs in-process); more scale out on PostgreSQL.
+    workers = 1 if with_worker or settings.is_sqlite else settings.web_concurrency
+    serve(
+        build, host=settings.host, port=settings.port, workers=workers, log_level=settings.log_level
+    )
+
+
+@cli.command()
+def run() -> None:
+    """Run everything in one process: Slack, HTTP endpoints and the worker."""
+    _serve(with_worker=True)
 
 
 @cli.command()
 def web() -> None:
     """Serve HTTP only (Slack endpoint, intake, health); scale out on PostgreSQL."""
-    settings = load_settings()
-    configure_logging(settings.log_level)
-    _require_slack(settings)
-    services = _services(settings)
-    _prepare_database(services.engine, settings)
-
-    def build() -> Runtime:
-        runtime = build_runtime(settings)
-        runtime.start_background(worker=False)
-        return runtime
-
-    workers = 1 if settings.is_sqlite else settings.web_concurrency
-    serve(
-        build, host=settings.host, port=settings.port, workers=workers, log_level=settings.log_level
-    )
+    _serve(with_worker=False)
 
 
 @cli.command()

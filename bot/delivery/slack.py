@@ -104,11 +104,39 @@ class SlackDelivery:
         if rendered is None:
             return Delivered(result={"skipped": "cycle no longer exists"})
         cycle, view = rendered
+        return self._post(row, cycle, "card", channel, channel_id, view, thread_ts=thread_ts)
+
+    def _post_dm(self, row: OutboxMessage) -> Outcome:
+        cycle_id = int(row.payload["cycle_id"])
+        user = str(row.payload["user"])
+        with transaction(self._engine) as session:
+            rendered = self._render(session, cycle_id, dm=True)
+        if rendered is None:
+            return Delivered(result={"skipped": "cycle no longer exists"})
+        cycle, view = rendered
+        channel_id = (
+            self._client.conversations_open(users=user)["channel"]["id"] if row.uncertain else None
+        )
+        return self._post(row, cycle, "dm", user, channel_id, view)
+
+    def _post(
+        self,
+        row: OutboxMessage,
+        cycle: MqlCycle,
+        role: str,
+        channel: str,
+        channel_id: str | None,
+        view: dict[str, Any],
+        *,
+        thread_ts: str | None = None,
+    ) -> Outcome:
+        """Post a cycle's message, unless an earlier unconfirmed attempt already did."""
+        assert cycle.id is not None
         if row.uncertain and channel_id:
-            found = self._find_posted(channel_id, cycle_id, since=row.created_at)
+            found = self._find_posted(channel_id, cycle.id, since=row.created_at)
             if found:
                 return Delivered(
-                    PostedMessage(cycle_id, "card", channel_id, found), {"reconciled": True}
+                    PostedMessage(cycle.id, role, channel_id, found), {"reconciled": True}
                 )
         response = self._client.chat_postMessage(
             channel=channel,
@@ -120,37 +148,10 @@ class SlackDelivery:
             unfurl_media=False,
             metadata={
                 "event_type": CARD_EVENT,
-                "event_payload": {"cycle_id": cycle_id, "lead_id": cycle.lead_id},
+                "event_payload": {"cycle_id": cycle.id, "lead_id": cycle.lead_id},
             },
         )
-        return Delivered(PostedMessage(cycle_id, "card", response["channel"], response["ts"]))
-
-    def _post_dm(self, row: OutboxMessage) -> Outcome:
-        cycle_id = int(row.payload["cycle_id"])
-        user = str(row.payload["user"])
-        with transaction(self._engine) as session:
-            rendered = self._render(session, cycle_id, dm=True)
-        if rendered is None:
-            return Delivered(result={"skipped": "cycle no longer exists"})
-        _, view = rendered
-        if row.uncertain:
-            channel_id = self._client.conversations_open(users=user)["channel"]["id"]
-            found = self._find_posted(channel_id, cycle_id, since=row.created_at)
-            if found:
-                return Delivered(
-                    PostedMessage(cycle_id, "dm", channel_id, found), {"reconciled": True}
-                )
-        response = self._client.chat_postMessage(
-            channel=user,
-            text=view["text"],
-            blocks=view["blocks"],
-            unfurl_links=False,
-            metadata={
-                "event_type": CARD_EVENT,
-                "event_payload": {"cycle_id": cycle_id, "lead_id": rendered[0].lead_id},
-            },
-        )
-        return Delivered(PostedMessage(cycle_id, "dm", response["channel"], response["ts"]))
+        return Delivered(PostedMessage(cycle.id, role, response["channel"], response["ts"]))
 
     def _refresh(self, row: OutboxMessage) -> Outcome:
         cycle_id = int(row.payload["cycle_id"])
