@@ -123,6 +123,8 @@ class FakeSlack:
     ) -> None:
         """Configure the fake; `clock` (epoch seconds) dates message ts, else 1700000000.000100 on."""
         self.bot_token = bot_token
+        self.app_token = "xapp-1-test-app-token"
+        self.socket_url: str | None = None
         self.channels = dict(DEFAULT_CHANNELS if channels is None else channels)
         self.rate_limit, self.burst, self.per_second = rate_limit, burst, per_second
         self.rate_limited_count = 0
@@ -331,6 +333,11 @@ class FakeSlack:
         if not method or "/" in method:
             return 404, {"ok": False, "error": "not_found"}, {}
         auth = headers.get("authorization", "")
+        if method == "apps.connections.open":
+            # Socket Mode: authenticated with the app-level token, answers the WebSocket URL.
+            if not self.socket_url or auth != f"Bearer {self.app_token}":
+                return _err("invalid_auth")
+            return _ok(url=self.socket_url)
         if auth != f"Bearer {self.bot_token}" and params.get("token") != self.bot_token:
             return _err("invalid_auth")
         handler = self._methods.get(method)
