@@ -23,8 +23,10 @@ C-1,ana@acme.example,Ana,Diaz,Acme,VP Ops,450,87,pricing_page;demo_request,2026-
 def test_run_without_slack_credentials_says_what_is_missing(tmp_path: Path) -> None:
     result = run_cli("run", env=revbot_env(tmp_path), cwd=tmp_path)
     assert result.returncode == 2
-    assert "SLACK_BOT_TOKEN" in result.stderr and "SLACK_SIGNING_SECRET" in result.stderr
-    assert "SLACK_APP_TOKEN" in result.stderr and "app_manifest.yml" in result.stderr
+    assert "SLACK_BOT_TOKEN" in result.stderr
+    assert "SLACK_SIGNING_SECRET" in result.stderr
+    assert "SLACK_APP_TOKEN" in result.stderr
+    assert "app_manifest.yml" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
 
 
@@ -38,7 +40,8 @@ def test_run_with_only_an_app_token_still_needs_the_bot_token(tmp_path: Path) ->
 def test_invalid_settings_name_the_variable(tmp_path: Path) -> None:
     result = run_cli("run", env=revbot_env(tmp_path, PORT="eighty"), cwd=tmp_path)
     assert result.returncode == 2
-    assert "PORT" in result.stderr and "Traceback" not in result.stderr
+    assert "PORT" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_check_reports_playbook_errors_with_key_and_line(tmp_path: Path) -> None:
@@ -75,7 +78,8 @@ def test_check_fails_on_a_bad_token_and_pending_migrations(
     result = run_cli("check", env=env, cwd=tmp_path)
     assert result.returncode == 1
     out = " ".join(result.stderr.split())
-    assert "invalid_auth" in out and "check SLACK_BOT_TOKEN" in out
+    assert "invalid_auth" in out
+    assert "check SLACK_BOT_TOKEN" in out
     assert "cannot connect to postgresql+psycopg://nobody@127.0.0.1:1/none" in out
     assert "xoxb-wrong" not in out
 
@@ -102,13 +106,15 @@ def test_import_refuses_a_file_without_external_id(tmp_path: Path) -> None:
     csv_path.write_text("email,name\nana@acme.example,Ana\n")
     result = run_cli("import", str(csv_path), env=revbot_env(tmp_path), cwd=tmp_path)
     assert result.returncode == 2
-    assert "external_id" in result.stderr and "Traceback" not in result.stderr
+    assert "external_id" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_db_upgrade_and_help(tmp_path: Path) -> None:
     env = revbot_env(tmp_path)
     upgraded = run_cli("db", "upgrade", env=env, cwd=tmp_path)
-    assert upgraded.returncode == 0 and "is at revision 0001" in upgraded.stderr
+    assert upgraded.returncode == 0
+    assert "is at revision 0001" in upgraded.stderr
     helped = run_cli("--help", env=env, cwd=tmp_path)
     for command in ("run", "web", "worker", "db", "check", "import"):
         assert f"  {command} " in helped.stdout

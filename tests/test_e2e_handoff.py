@@ -79,9 +79,8 @@ def test_intake_posts_a_card_then_accept_updates_it_in_place_and_writes_the_crm(
     assert _click(live, "UREP1", "lead_accept", cycle_id).status_code == 200
     update = live.fake.wait_for("chat.update")[0].params
     assert update["ts"] == live.fake.messages("#revenue-pipeline")[0]["ts"]
-    assert "Accepted" in blocks_text(update["blocks"]) and "<@UREP1>" in blocks_text(
-        update["blocks"]
-    )
+    assert "Accepted" in blocks_text(update["blocks"])
+    assert "<@UREP1>" in blocks_text(update["blocks"])
     assert "lead_accept" not in blocks_text(update["blocks"])
 
     record = wait_until(lambda: _record(live, result["lead_id"]), what="the CRM write")
@@ -120,7 +119,9 @@ def test_concurrent_accepts_have_exactly_one_winner(live: Live) -> None:
     live.fake.wait_for("response_url", count=4)
     with Session(live.services.engine) as session:
         cycle = session.get(MqlCycle, cycle_id)
-        assert cycle is not None and cycle.state == "accepted" and cycle.version == 2
+        assert cycle is not None
+        assert cycle.state == "accepted"
+        assert cycle.version == 2
     winner = cycle.accepted_by
     texts = [r.params["text"] for r in live.fake.calls("response_url")]
     assert len(texts) == 4
@@ -161,10 +162,13 @@ def test_reject_needs_a_reason_and_context_then_updates_the_card_and_crm(live: L
         },
     )
     answer = live.slack(good)
-    assert answer.status_code == 200 and not answer.content.strip()
+    assert answer.status_code == 200
+    assert not answer.content.strip()
     update = live.fake.wait_for("chat.update")[0].params
     shown = blocks_text(update["blocks"])
-    assert "Rejected" in shown and "Not our ICP" in shown and "Student project" in shown
+    assert "Rejected" in shown
+    assert "Not our ICP" in shown
+    assert "Student project" in shown
     assert "lead_reject" not in shown
     record = wait_until(lambda: _record(live, result["lead_id"]), what="the CRM write")
     assert (record.status, record.reason, record.note) == (
@@ -196,12 +200,14 @@ def test_recycle_needs_a_future_revisit_date(live: Live) -> None:
         )
 
     missing = submit(None).json()
-    assert missing["response_action"] == "errors" and set(missing["errors"]) == {"revisit_on"}
+    assert missing["response_action"] == "errors"
+    assert set(missing["errors"]) == {"revisit_on"}
     past = submit("2020-01-01").json()
     assert "future" in past["errors"]["revisit_on"]
     assert not submit("2031-01-15").content.strip()
     shown = blocks_text(live.fake.wait_for("chat.update")[0].params["blocks"])
-    assert "Recycled" in shown and "2031-01-15" in shown
+    assert "Recycled" in shown
+    assert "2031-01-15" in shown
     record = wait_until(lambda: _record(live, result["lead_id"]), what="the CRM write")
     assert (record.status, record.reason, str(record.revisit_on)) == (
         "Recycled",

@@ -67,7 +67,8 @@ def test_a_click_over_socket_mode_is_acked_and_accepts_the_lead(
         )
         socket_endpoint.wait_for_ack("env-1")
         update = fake_slack.wait_for("chat.update")[0].params
-        assert "Accepted" in str(update["blocks"]) and "<@UREP2>" in str(update["blocks"])
+        assert "Accepted" in str(update["blocks"])
+        assert "<@UREP2>" in str(update["blocks"])
 
         def accepted() -> bool:
             with Session(engine) as session:
