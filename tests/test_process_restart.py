@@ -67,7 +67,8 @@ def test_kill_9_with_pending_and_unconfirmed_posts_then_restart_delivers_each_ca
     finally:
         second.stop()
     cards = _cards_by_cycle(realtime_slack)
-    assert len(cards) == 5 and set(cards.values()) == {1}, cards
+    assert len(cards) == 5, cards
+    assert set(cards.values()) == {1}, cards
     assert realtime_slack.calls("conversations.history"), "the unconfirmed post was not reconciled"
 
 
