@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 0.5
 ERROR_PAUSE_SECONDS = 2.0
+PACED_TICK_SECONDS = 0.1
 
 
 class Worker:
@@ -56,4 +57,14 @@ class Worker:
                 self._stop.wait(ERROR_PAUSE_SECONDS)
                 continue
             if attempted == 0:
-                self._services.wakeup.wait(self._poll)
+                self._services.wakeup.wait(self._idle_wait())
+
+    def _idle_wait(self) -> float:
+        """Sleep until the next row is due: at least a tick (due rows may be waiting on pacing), at most a poll."""
+        with transaction(self._services.engine) as session:
+            due = outbox.next_due_at(session)
+        if due is None:
+            return self._poll
+        return min(
+            self._poll, max((due - self._services.clock()).total_seconds(), PACED_TICK_SECONDS)
+        )
