@@ -87,3 +87,9 @@ def test_parse_duration_round_trips_generated_compound_durations() -> None:
         text = "".join(f"{amounts[u]}{u}" for u in chosen)
         expected = sum(amounts[u] * units[u] for u in chosen)
         assert parse_duration(text) == timedelta(seconds=expected), text
+
+
+@pytest.mark.parametrize("value", ["999999999999w", "99999999999999999999s", float("inf")])
+def test_parse_duration_rejects_durations_too_long_to_represent(value: str | float) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(value)

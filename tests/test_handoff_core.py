@@ -185,7 +185,6 @@ def test_someone_outside_the_pool_is_refused(engine: Any, clock: FrozenClock) ->
     cid = new_cycle(engine, pb, clock.now)
     message = refused(accept, engine, cid, "UOUTSIDER", pb, clock.now)
     assert "Only members of the `sales` pool" in message
-    assert "UMGR2" not in message
     assert "Only members of the `sales` pool" in refused(
         accept, engine, cid, "UMGR2", pb, clock.now
     )

@@ -84,6 +84,31 @@ def reject(engine: Any, cycle_id: int, playbook: Playbook, now: datetime) -> Non
         )
 
 
+def run_threads(n: int, work: Any) -> tuple[list[Any], list[BaseException]]:
+    """Run work(i) on n threads released together; results and errors."""
+    start = threading.Barrier(n)
+    results: list[Any] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker(i: int) -> None:
+        try:
+            start.wait()
+            value = work(i)
+            with lock:
+                results.append(value)
+        except BaseException as exc:
+            with lock:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return results, errors
+
+
 # --- validate_lead ---------------------------------------------------------------------------
 
 
@@ -148,7 +173,7 @@ def test_last_name_and_company_are_enough_without_an_email() -> None:
         ({"content": [None]}, "content.0", "string"),
         ({"mql_at": "2026-11-22T14:03:00"}, "mql_at", "timezone"),
         ({"mql_at": "yesterday"}, "mql_at", ""),
-        ({"source": ""}, "source", ""),
+        ({"source": "s" * 65}, "source", "64"),
         ({"country": "x" * 65}, "country", "64"),
     ],
 )
@@ -156,6 +181,11 @@ def test_bad_fields_are_named(overrides: dict[str, Any], field: str, message_par
     errors = errors_of(lead_json(**overrides))
     assert field in errors, errors
     assert message_part in errors[field]
+
+
+def test_blank_strings_mean_not_given() -> None:
+    lead = lead_in(source="", email="", phone="")
+    assert (lead.source, lead.email, lead.phone) == ("intake", None, None)
 
 
 def test_neither_email_nor_last_name_and_company() -> None:
@@ -412,6 +442,30 @@ def test_a_closed_lead_resent_without_a_later_mql_at_is_a_duplicate(
     assert len(outbox_rows(engine)) == rows_before
 
 
+def test_a_requalification_keeps_context_the_new_mql_does_not_carry(
+    engine: Any, clock: FrozenClock
+) -> None:
+    pb = team_playbook()
+    first = ingest_one(engine, lead_in(segment="enterprise"), pb, clock.now)
+    reject(engine, first.cycle_id, pb, clock.advance(minutes=3))
+    sparse = LeadIn.model_validate(
+        {
+            "external_id": "L-1001",
+            "source": "hubspot-form",
+            "email": "ana@acme.example",
+            "title": "COO",
+            "mql_at": "2026-12-01T10:00:00Z",
+            "product": "analytics",
+        }
+    )
+    assert ingest_one(engine, sparse, pb, clock.advance(days=8)).status == "requalified"
+    lead = stored_lead(engine, first.lead_id)
+    assert lead.title == "COO"
+    assert (lead.company, lead.phone, lead.employees) == ("Acme Health", "+1 555 0100", 450)
+    assert lead.signals == ["pricing_page", "demo_request"]
+    assert lead.extra == {"segment": "enterprise", "product": "analytics"}
+
+
 def test_a_closed_lead_with_a_later_mql_at_is_requalified(engine: Any, clock: FrozenClock) -> None:
     pb = team_playbook()
     first = ingest_one(engine, lead_in(), pb, clock.now)
@@ -463,31 +517,40 @@ def test_the_same_new_lead_ingested_by_eight_threads_is_stored_once(
 ) -> None:
     pb = team_playbook(mode)
     lead = lead_in("L-RACE")
-    start = threading.Barrier(8)
-    statuses: list[str] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-
-    def worker() -> None:
-        try:
-            start.wait()
-            result = ingest_one(engine, lead, pb, clock.now)
-            with lock:
-                statuses.append(result.status)
-        except BaseException as exc:
-            with lock:
-                errors.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    results, errors = run_threads(8, lambda _: ingest_one(engine, lead, pb, clock.now))
     assert errors == []
-    assert sorted(statuses) == ["created"] + ["duplicate"] * 7
+    assert sorted(r.status for r in results) == ["created"] + ["duplicate"] * 7
+    assert len({(r.lead_id, r.cycle_id) for r in results}) == 1
     assert count(engine, Lead) == 1
     assert count(engine, MqlCycle) == 1
     assert len(outbox_rows(engine, outbox.SLACK_CARD)) == 1
     if mode == "assign":
         assert len(outbox_rows(engine, outbox.SLACK_DM)) == 1
         assert len(outbox_rows(engine, outbox.CRM_SYNC)) == 1
+
+
+def test_eight_different_leads_at_once_keep_the_round_robin_exact(
+    engine: Any, clock: FrozenClock
+) -> None:
+    pb = team_playbook("assign")
+    results, errors = run_threads(
+        8, lambda i: ingest_one(engine, lead_in(f"L-{i}", score=60), pb, clock.now)
+    )
+    assert errors == []
+    assert sorted(r.status for r in results) == ["created"] * 8
+    owners = [c.owner_slack_id for c in cycles(engine)]
+    assert sorted(owners) == ["UREP1"] * 5 + ["UREP2"] * 3
+
+
+def test_the_same_requalification_sent_by_eight_threads_starts_one_cycle(
+    engine: Any, clock: FrozenClock
+) -> None:
+    pb = team_playbook("claim")
+    first = ingest_one(engine, lead_in(), pb, clock.now)
+    reject(engine, first.cycle_id, pb, clock.advance(minutes=1))
+    again = lead_in(mql_at="2026-12-01T10:00:00Z")
+    results, errors = run_threads(8, lambda _: ingest_one(engine, again, pb, clock.now))
+    assert errors == []
+    assert sorted(r.status for r in results) == ["duplicate"] * 7 + ["requalified"]
+    assert [c.seq for c in cycles(engine)] == [1, 2]
+    assert len(outbox_rows(engine, outbox.SLACK_CARD)) == 2

@@ -133,6 +133,14 @@ def test_bad_duration_is_named_with_its_line_and_the_value() -> None:
     assert problem.line == line_of(text, "accept_within: 4x")
 
 
+@pytest.mark.parametrize("value", ["999999999999w", ".inf"])
+def test_an_absurdly_long_duration_is_a_playbook_problem(value: str) -> None:
+    text = edited("accept_within: 4h", f"accept_within: {value}")
+    problem = only_problem(text)
+    assert problem.key == "tiers[1].accept_within"
+    assert problem.line == line_of(text, f"accept_within: {value}")
+
+
 def test_bad_timezone_is_named_with_its_line() -> None:
     text = edited("timezone: America/New_York", "timezone: Mars/Olympus")
     problem = only_problem(text)

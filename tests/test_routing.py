@@ -56,6 +56,44 @@ def picks(
     return chosen, counters
 
 
+NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+_ids = itertools.count(1)
+
+
+def route(engine: Any, playbook: Playbook, **fields: Any) -> Assignment:
+    with db.transaction(engine) as session:
+        return assign(session, playbook, {**US_LEAD, **fields})
+
+
+def hold(engine: Any, owner: str, *, state: str = OPEN, pool: str = "emea") -> int:
+    """Store a lead with one cycle owned by `owner` in `state`; the cycle id."""
+    with db.transaction(engine) as session:
+        lead = Lead(origin="test", external_id=f"held-{next(_ids)}", created_at=NOW, updated_at=NOW)
+        session.add(lead)
+        session.flush()
+        assert lead.id is not None
+        cycle = MqlCycle(
+            lead_id=lead.id,
+            mql_at=NOW,
+            received_at=NOW,
+            tier="hot",
+            sla_due_at=NOW + timedelta(minutes=15),
+            pool=pool,
+            owner_slack_id=owner,
+            state=state,
+        )
+        session.add(cycle)
+        session.flush()
+        assert cycle.id is not None
+        return cycle.id
+
+
+def weights(engine: Any, pool: str) -> dict[str, int]:
+    with db.transaction(engine) as session:
+        rows = session.exec(select(RoutingWeight).where(RoutingWeight.pool == pool)).all()
+        return {r.slack_id: r.current for r in rows}
+
+
 # --- rules -------------------------------------------------------------------------------------
 
 
@@ -189,43 +227,6 @@ def test_counters_continue_from_the_stored_state() -> None:
 
 
 # --- assign, with the database --------------------------------------------------------------
-
-NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
-_ids = itertools.count(1)
-
-
-def route(engine: Any, playbook: Playbook, **fields: Any) -> Assignment:
-    with db.transaction(engine) as session:
-        return assign(session, playbook, {**US_LEAD, **fields})
-
-
-def hold(engine: Any, owner: str, *, state: str = OPEN, pool: str = "emea") -> int:
-    """Store a lead with one cycle owned by `owner` in `state`; the cycle id."""
-    with db.transaction(engine) as session:
-        lead = Lead(origin="test", external_id=f"held-{next(_ids)}", created_at=NOW, updated_at=NOW)
-        session.add(lead)
-        session.flush()
-        assert lead.id is not None
-        cycle = MqlCycle(
-            lead_id=lead.id,
-            mql_at=NOW,
-            received_at=NOW,
-            tier="hot",
-            sla_due_at=NOW + timedelta(minutes=15),
-            pool=pool,
-            owner_slack_id=owner,
-            state=state,
-        )
-        session.add(cycle)
-        session.flush()
-        assert cycle.id is not None
-        return cycle.id
-
-
-def weights(engine: Any, pool: str) -> dict[str, int]:
-    with db.transaction(engine) as session:
-        rows = session.exec(select(RoutingWeight).where(RoutingWeight.pool == pool)).all()
-        return {r.slack_id: r.current for r in rows}
 
 
 def test_claim_mode_routes_to_a_pool_without_an_owner(engine: Any) -> None:

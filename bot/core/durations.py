@@ -18,12 +18,18 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta:
     if isinstance(text, int | float):
         if text < 0:
             raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=text)
+        return _seconds(text)
     cleaned = text.strip().lower().replace(" ", "")
     if not cleaned or _PART.sub("", cleaned):
         raise ValueError(f"{text!r} is not a duration; use forms such as 15m, 4h, 1h30m or 2d")
-    seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(cleaned))
-    return timedelta(seconds=seconds)
+    return _seconds(sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(cleaned)))
+
+
+def _seconds(seconds: float) -> timedelta:
+    try:
+        return timedelta(seconds=seconds)
+    except (OverflowError, ValueError) as exc:
+        raise ValueError("that duration is too long to represent") from exc
 
 
 def format_duration(delta: timedelta) -> str:

@@ -81,6 +81,14 @@ class LeadIn(BaseModel):
     )
     mql_at: AwareDatetime | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_absent(cls, data: Any) -> Any:
+        # Exports often send "" for an empty column; that means "not given", not a bad value.
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (k != "external_id" and v == "")}
+        return data
+
     @model_validator(mode="after")
     def _identifiable(self) -> LeadIn:
         if self.email is not None and not EMAIL.match(self.email):
@@ -159,7 +167,7 @@ def ingest(
     latest = cycles[-1]
     if latest.state == OPEN or lead_in.mql_at is None or lead_in.mql_at <= latest.mql_at:
         return IntakeResult(lead_in.external_id, _id(lead), _id(latest), "duplicate")
-    _update_context(lead, lead_in, now)
+    _update_context(lead, lead_in, now, only_given=True)
     session.add(lead)
     return _start_cycle(session, lead, lead_in, playbook=playbook, now=now, status="requalified")
 
@@ -170,8 +178,9 @@ def _id(row: Lead | MqlCycle) -> int:
 
 
 def _find(session: Session, origin: str, external_id: str) -> Lead | None:
+    # Locking the lead serialises concurrent deliveries of it, so only one can start a new cycle.
     return session.exec(
-        select(Lead).where(Lead.origin == origin, Lead.external_id == external_id)
+        select(Lead).where(Lead.origin == origin, Lead.external_id == external_id).with_for_update()
     ).first()
 
 
@@ -187,7 +196,7 @@ def _insert_lead(
     session: Session, lead_in: LeadIn, origin: str, now: datetime
 ) -> tuple[Lead, bool]:
     lead = Lead(origin=origin, external_id=lead_in.external_id, created_at=now, updated_at=now)
-    _update_context(lead, lead_in, now)
+    _update_context(lead, lead_in, now, only_given=False)
     try:
         with session.begin_nested():
             session.add(lead)
@@ -199,12 +208,17 @@ def _insert_lead(
     return lead, True
 
 
-def _update_context(lead: Lead, lead_in: LeadIn, now: datetime) -> None:
+def _update_context(lead: Lead, lead_in: LeadIn, now: datetime, *, only_given: bool) -> None:
+    """Copy the lead's context; on a re-qualification only the fields this MQL carried."""
+    given = lead_in.model_fields_set if only_given else set(LeadIn.model_fields)
     for name in CONTEXT_FIELDS:
-        setattr(lead, name, getattr(lead_in, name))
-    lead.signals = list(lead_in.signals)
-    lead.content = list(lead_in.content)
-    lead.extra = lead_in.extra_context
+        if name in given:
+            setattr(lead, name, getattr(lead_in, name))
+    if "signals" in given:
+        lead.signals = list(lead_in.signals)
+    if "content" in given:
+        lead.content = list(lead_in.content)
+    lead.extra = {**(lead.extra if only_given else {}), **lead_in.extra_context}
     if "crm_record_id" in lead.extra and isinstance(lead.extra["crm_record_id"], str):
         lead.crm_record_id = lead.extra["crm_record_id"]
     lead.updated_at = now

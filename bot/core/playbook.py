@@ -416,9 +416,16 @@ def _cross_check(pb: Playbook) -> list[tuple[str, str]]:
                 problems.append((f"routing.pools.{name}.members[{j}].slack_id", "listed twice"))
             seen.add(member.slack_id)
     tier_names = [t.name for t in pb.tiers]
+    tier_scores = [t.min_score for t in pb.tiers]
     for i, tier in enumerate(pb.tiers):
         if tier_names.count(tier.name) > 1:
             problems.append((f"tiers[{i}].name", f"tier {tier.name!r} is defined twice"))
+        if tier_scores.count(tier.min_score) > 1:
+            problems.append(
+                (f"tiers[{i}].min_score", f"another tier also starts at {tier.min_score}")
+            )
+        if tier.accept_within <= timedelta(0):
+            problems.append((f"tiers[{i}].accept_within", "must be longer than zero"))
     if min(t.min_score for t in pb.tiers) != 0:
         problems.append(
             ("tiers", "the lowest tier needs min_score: 0 so every lead lands in a tier")

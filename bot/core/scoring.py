@@ -43,7 +43,8 @@ def score_lead(lead: ScoreInput, scoring: Scoring) -> ScoreResult:
     """Use the incoming score when present, else add up the playbook's fit and intent points."""
     if lead.score is not None:
         return ScoreResult(
-            min(max(lead.score, 0), MAX_SCORE), (f"score {lead.score} from {lead.source}",)
+            min(max(lead.score, 0), MAX_SCORE),
+            (f"score {min(max(lead.score, 0), MAX_SCORE)} from {lead.source}",),
         )
     reasons: list[tuple[int, str]] = []
     fit = scoring.fit
