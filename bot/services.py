@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
 from slack_sdk import WebClient
@@ -17,6 +18,7 @@ from bot.core.db import make_engine
 from bot.core.pacing import Budget, Pacer
 from bot.core.playbook import Playbook, load_playbook, resolve_playbook_path
 from bot.core.settings import Settings
+from bot.delivery.slack import SlackDelivery
 from integrations import build_crm
 
 SLACK_TIMEOUT_SECONDS = 10
@@ -50,6 +52,13 @@ class Services:
     clock: Callable[[], datetime] = utc_now
     pacer: Pacer = field(default_factory=default_pacer)
     wakeup: threading.Event = field(default_factory=threading.Event)
+
+    @cached_property
+    def slack_delivery(self) -> SlackDelivery | None:
+        """The Slack side of outbox delivery (one per process, so its channel-ID cache lasts)."""
+        if self.slack is None:
+            return None
+        return SlackDelivery(self.slack, self.engine, self.playbook, self.crm)
 
     def notify(self) -> None:
         """Tell the outbox worker there is new work, so it does not wait for its next poll."""

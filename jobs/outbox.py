@@ -9,7 +9,6 @@ from bot.core import outbox
 from bot.core.db import transaction
 from bot.core.delivery import Failed, RateLimited, record_outcome
 from bot.core.writeback import deliver_batch
-from bot.delivery.slack import SlackDelivery
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -51,14 +50,14 @@ def _deliver_slack_lane(services: Services, lane: str, *, now: datetime) -> int:
     with transaction(services.engine) as session:
         rows = outbox.claim(session, lane, budget, now=now)
     alert_channel = services.playbook.channels.alerts_channel
-    if services.slack is None:
+    delivery = services.slack_delivery
+    if delivery is None:
         unconfigured = Failed("Slack is not configured (SLACK_BOT_TOKEN is unset)", retryable=True)
         with transaction(services.engine) as session:
             for row in rows:
                 assert row.id is not None
                 record_outcome(session, row.id, unconfigured, now=now, alert_channel=alert_channel)
         return len(rows)
-    delivery = SlackDelivery(services.slack, services.engine, services.playbook, services.crm)
     for index, row in enumerate(rows):
         assert row.id is not None
         services.pacer.take(lane, now)

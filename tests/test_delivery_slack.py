@@ -121,9 +121,11 @@ def test_card_is_posted_to_the_pipeline_channel_with_metadata_and_no_contact_det
     assert params["metadata"]["event_payload"]["cycle_id"] == result.cycle_id
     assert params["unfurl_links"] is False
     assert params["unfurl_media"] is False
-    assert isinstance(params["text"], str) and params["text"].strip()
+    assert isinstance(params["text"], str)
+    assert params["text"].strip()
     assert "Ana Diaz" in params["text"] or "Acme Health" in params["text"]
-    assert params["blocks"] and all(b.get("type") for b in params["blocks"])
+    assert params["blocks"]
+    assert all(b.get("type") for b in params["blocks"])
     shown = params["text"] + blocks_text(params["blocks"]) + json.dumps(params["metadata"])
     for secret in ("ana@acme.example", "acme.example", "555 0100", "+1 555"):
         assert secret not in shown, secret
@@ -161,7 +163,8 @@ def test_hot_lead_in_assign_mode_also_reaches_the_owner_by_dm(
 
     with Session(engine) as session:
         cycle = session.get(MqlCycle, hot.cycle_id)
-        assert cycle is not None and cycle.owner_slack_id
+        assert cycle is not None
+        assert cycle.owner_slack_id
         owner = cycle.owner_slack_id
     dms = [r for r in fake.calls("chat.postMessage") if r.params["channel"] != PIPELINE]
     assert [r.params["channel"] for r in dms] == [owner]
@@ -483,7 +486,8 @@ def test_accept_updates_the_card_and_the_dm_in_place(
     )
     for update in updates:
         shown = blocks_text(update.params["blocks"])
-        assert "Accepted" in shown and f"<@{owner}>" in shown
+        assert "Accepted" in shown
+        assert f"<@{owner}>" in shown
         assert "lead_accept" not in shown
         assert update.params["text"].strip()
         assert "ana@acme.example" not in shown + update.params["text"]
@@ -546,7 +550,8 @@ def test_requalified_lead_card_is_threaded_under_its_first_card(
     clock.advance(days=1)
     again = _ingest(services, clock, mql_at="2026-11-24T09:00:00Z")
     assert again.status == "requalified"
-    assert again.lead_id == first.lead_id and again.cycle_id != first.cycle_id
+    assert again.lead_id == first.lead_id
+    assert again.cycle_id != first.cycle_id
     _run(services, clock)
 
     posts = _posts(fake)

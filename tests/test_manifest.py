@@ -21,7 +21,8 @@ EXPECTED_BOT_SCOPES = {
     "im:history",
     "channels:history",
     "groups:history",
-    "users:read",
+    "channels:read",
+    "groups:read",
 }
 EXPECTED_COMMANDS = {"/pipeline", "/lead", "/deal", "/deal-support", "/revbot"}
 

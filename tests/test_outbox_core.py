@@ -62,13 +62,15 @@ def all_rows(engine: Any) -> list[OutboxMessage]:
         return rows
 
 
-def fail(engine: Any, key: str, now: datetime, *, retryable: bool, **kw: Any) -> str:
+def fail(
+    engine: Any, key: str, now: datetime, *, retryable: bool, error: str = "boom", **kw: Any
+) -> str:
     with db.transaction(engine) as session:
         target = session.exec(select(OutboxMessage).where(OutboxMessage.dedupe_key == key)).one()
         return outbox.fail(
             session,
             target,
-            "boom",
+            error,
             now=now,
             retryable=retryable,
             alert_channel=kw.pop("alert_channel", ALERTS),
@@ -323,12 +325,29 @@ def test_after_max_attempts_the_row_is_dead_and_one_alert_is_raised(
     [alert] = alerts(engine)
     assert alert.lane == outbox.channel_lane(ALERTS)
     assert alert.priority == outbox.PRIORITY_ALERT
-    assert alert.dedupe_key == f"alert:dead:{dead.id}"
+    assert alert.dedupe_key.startswith("alert:dead:")
     assert alert.payload["channel"] == ALERTS
     assert "crm.sync" in alert.payload["text"]
     assert f"#{dead.id}" in alert.payload["text"]
     assert "too many attempts" in alert.payload["text"]
     assert claim(engine, clock.advance(days=1), lane=outbox.CRM_LANE) == []
+
+
+def test_rows_dying_the_same_way_in_one_hour_raise_one_alert(
+    engine: Any, clock: FrozenClock
+) -> None:
+    for key in ("card:1", "card:2", "card:3"):
+        put(engine, key, clock.now)
+    claim(engine, clock.now)
+    fail(engine, "card:1", clock.now, retryable=False, error="channel_not_found")
+    fail(engine, "card:2", clock.advance(minutes=5), retryable=False, error="channel_not_found")
+    assert len(alerts(engine)) == 1
+    fail(engine, "card:3", clock.now, retryable=False, error="invalid_blocks")
+    assert len(alerts(engine)) == 2
+    put(engine, "card:4", clock.advance(hours=1))
+    claim(engine, clock.now)
+    fail(engine, "card:4", clock.now, retryable=False, error="channel_not_found")
+    assert len(alerts(engine)) == 3
 
 
 def test_non_retryable_failure_is_dead_at_once(engine: Any, clock: FrozenClock) -> None:

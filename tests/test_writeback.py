@@ -169,7 +169,8 @@ def _record(engine: Any, lead_id: int) -> LocalCrmRecord | None:
 def _owner(engine: Any, cycle_id: int) -> str:
     with Session(engine) as session:
         cycle = session.get(MqlCycle, cycle_id)
-        assert cycle is not None and cycle.owner_slack_id
+        assert cycle is not None
+        assert cycle.owner_slack_id
         return cycle.owner_slack_id
 
 
@@ -333,7 +334,8 @@ def test_dispositions_reach_a_crm_adapter_as_absolute_state(
     [[write]] = crm.batches
     d = write.disposition
     assert d.lead.lead_id == result.lead_id
-    assert d.lead.external_id == "L-1001" and d.lead.origin == "hubspot-form"
+    assert d.lead.external_id == "L-1001"
+    assert d.lead.origin == "hubspot-form"
     assert (d.status, d.status_value) == ("recycled", "Recycled")
     assert (d.owner_slack_id, d.owner_email) == ("UREP1", "ana@example.com")
     assert (d.reason_code, d.reason_value) == ("timing", "Timing")
@@ -464,7 +466,8 @@ def test_per_record_failures_retry_or_dead_letter_each_record_on_its_own(
 
     _run(services, clock)  # the alert lane is due now
     alerts = fake.messages(ALERTS)
-    assert len(alerts) == 1 and "FIELD_CUSTOM_VALIDATION_EXCEPTION" in alerts[0]["text"]
+    assert len(alerts) == 1
+    assert "FIELD_CUSTOM_VALIDATION_EXCEPTION" in alerts[0]["text"]
 
     clock.advance(seconds=5)
     _run(services, clock)
@@ -503,7 +506,8 @@ def test_crm_auth_error_dead_letters_and_alerts_without_retrying(
     assert len(crm.batches) == 1, "an auth failure is not retried"
     assert crm.records == {}
     posted = fake.messages(ALERTS)
-    assert posted and any("INVALID_SESSION_ID" in m["text"] for m in posted)
+    assert posted
+    assert any("INVALID_SESSION_ID" in m["text"] for m in posted)
     assert {r.payload["lead_id"] for r in rows} == {r.lead_id for r in results}
 
 
@@ -544,16 +548,19 @@ def test_late_delivery_of_an_older_write_never_regresses_the_crm(
     _run(services, clock)
     with Session(engine) as session:
         held = session.get(OutboxMessage, stalled_id)
-        assert held is not None and held.state == outbox.IN_FLIGHT
+        assert held is not None
+        assert held.state == outbox.IN_FLIGHT
     record = _record(engine, result.lead_id)
-    assert record is not None and record.status == "Disqualified"
+    assert record is not None
+    assert record.status == "Disqualified"
 
     # The stalled write's lease runs out and another worker delivers it late.
     clock.advance(seconds=outbox.LEASE.total_seconds() + 1)
     _run(services, clock)
     with Session(engine) as session:
         late = session.get(OutboxMessage, stalled_id)
-        assert late is not None and late.state == outbox.DONE
+        assert late is not None
+        assert late.state == outbox.DONE
     record = _record(engine, result.lead_id)
     assert record is not None
     assert (record.status, record.reason, record.note) == (

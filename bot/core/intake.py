@@ -28,6 +28,8 @@ from bot.core.playbook import Playbook
 from bot.core.routing import assign
 from bot.core.scoring import ScoreInput, score_lead
 
+IDENTITY_FIELDS = "email or (last_name and company)"
+IDENTITY_MESSAGE = "give an email, or a last name and a company"
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 CONTEXT_FIELDS = (
     "email",
@@ -93,10 +95,8 @@ class LeadIn(BaseModel):
     def _identifiable(self) -> LeadIn:
         if self.email is not None and not EMAIL.match(self.email):
             raise ValueError("email: not an email address")
-        if not self.email and not (self.last_name and self.company):
-            raise ValueError(
-                "email or (last_name and company): give an email, or a last name and a company"
-            )
+        if not _identifiable(self.email, self.last_name, self.company):
+            raise ValueError(f"{IDENTITY_FIELDS}: {IDENTITY_MESSAGE}")
         return self
 
     @property
@@ -120,7 +120,20 @@ def validate_lead(data: Any) -> LeadIn | list[FieldError]:
     try:
         return LeadIn.model_validate(data)
     except ValidationError as exc:
-        return [_field_error(err) for err in exc.errors()]
+        errors = [_field_error(err) for err in exc.errors()]
+    # Field errors stop pydantic before the whole-lead check; report that problem too.
+    if not any(e.field == IDENTITY_FIELDS for e in errors) and not _identifiable(
+        *(
+            v if isinstance(v, str) and v.strip() else None
+            for v in (data.get(k) for k in ("email", "last_name", "company"))
+        )
+    ):
+        errors.append(FieldError(IDENTITY_FIELDS, IDENTITY_MESSAGE))
+    return errors
+
+
+def _identifiable(email: str | None, last_name: str | None, company: str | None) -> bool:
+    return bool(email) or bool(last_name and company)
 
 
 def _field_error(err: Any) -> FieldError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from datetime import datetime, timedelta
 from typing import Any
@@ -167,18 +168,21 @@ def fail(
     session.add(row)
     if row.kind != SLACK_ALERT and alert_channel:
         why = "after too many attempts" if retryable else "and will not be retried"
+        # One alert per kind of failure per hour: a whole batch failing the same way is one alert.
+        fingerprint = hashlib.sha256(f"{row.kind}|{error}".encode()).hexdigest()[:16]
         enqueue(
             session,
             kind=SLACK_ALERT,
-            key=f"alert:dead:{row.id}",
+            key=f"alert:dead:{fingerprint}:{now:%Y%m%d%H}",
             lane=channel_lane(alert_channel),
             now=now,
             priority=PRIORITY_ALERT,
             payload={
                 "channel": alert_channel,
                 "text": (
-                    f":rotating_light: revbot could not deliver `{row.kind}` "
-                    f"(outbox #{row.id}, {row.attempts} attempt(s)) {why}: {error[:300]}"
+                    f":rotating_light: revbot could not deliver `{row.kind}` {why}: {error[:300]} "
+                    f"(first: outbox #{row.id}, {row.attempts} attempt(s); any more like it this hour "
+                    "are dead-lettered without another alert)"
                 ),
             },
         )

@@ -13,7 +13,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from bot.core import outbox
 from bot.core.crm import CRM
@@ -53,6 +53,7 @@ class SlackDelivery:
         self._engine = engine
         self._playbook = playbook
         self._crm = crm
+        self._channel_ids: dict[str, str] = {}
         self._handlers: dict[str, Callable[[OutboxMessage], Outcome]] = {
             outbox.SLACK_CARD: self._post_card,
             outbox.SLACK_DM: self._post_dm,
@@ -93,17 +94,19 @@ class SlackDelivery:
             if _message(session, cycle_id, "card") is not None:
                 return Delivered(result={"note": "card already posted"})
             rendered = self._render(session, cycle_id)
-            thread_ts = None
+            thread_ts, parent = None, None
             thread_of = row.payload.get("thread_of")
             if thread_of is not None:
                 parent = _message(session, int(thread_of), "card")
                 if parent is None and _pending(session, f"card:{thread_of}"):
                     return Deferred(WAIT_FOR_CARD_SECONDS, "waiting for the original card")
                 thread_ts = parent.ts if parent else None
-            channel_id = channel if CHANNEL_ID.match(channel) else _known_card_channel(session)
         if rendered is None:
             return Delivered(result={"skipped": "cycle no longer exists"})
         cycle, view = rendered
+        channel_id = None
+        if row.uncertain:
+            channel_id = parent.channel if thread_ts and parent else self._channel_id(channel)
         return self._post(row, cycle, "card", channel, channel_id, view, thread_ts=thread_ts)
 
     def _post_dm(self, row: OutboxMessage) -> Outcome:
@@ -133,7 +136,9 @@ class SlackDelivery:
         """Post a cycle's message, unless an earlier unconfirmed attempt already did."""
         assert cycle.id is not None
         if row.uncertain and channel_id:
-            found = self._find_posted(channel_id, cycle.id, since=row.created_at)
+            found = self._find_posted(
+                channel_id, cycle.id, since=row.created_at, thread_ts=thread_ts
+            )
             if found:
                 return Delivered(
                     PostedMessage(cycle.id, role, channel_id, found), {"reconciled": True}
@@ -151,6 +156,8 @@ class SlackDelivery:
                 "event_payload": {"cycle_id": cycle.id, "lead_id": cycle.lead_id},
             },
         )
+        if not CHANNEL_ID.match(channel) and channel.startswith("#"):
+            self._channel_ids[channel.lstrip("#")] = response["channel"]
         return Delivered(PostedMessage(cycle.id, role, response["channel"], response["ts"]))
 
     def _refresh(self, row: OutboxMessage) -> Outcome:
@@ -180,15 +187,45 @@ class SlackDelivery:
         )
         return Delivered(result={"channel": response["channel"], "ts": response["ts"]})
 
-    def _find_posted(self, channel_id: str, cycle_id: int, *, since: datetime) -> str | None:
-        """The ts of a card for this cycle that an earlier, unconfirmed attempt did post."""
-        history = self._client.conversations_history(
-            channel=channel_id,
-            oldest=f"{since.timestamp() - 5:.6f}",
-            include_all_metadata=True,
-            limit=200,
-        )
-        messages: list[dict[str, Any]] = history.get("messages", [])
+    def _channel_id(self, channel: str) -> str | None:
+        """The ID of a channel configured by name (history needs IDs); looked up once, then cached."""
+        if CHANNEL_ID.match(channel):
+            return channel
+        name = channel.lstrip("#")
+        if name not in self._channel_ids:
+            cursor = None
+            while True:
+                page = self._client.conversations_list(
+                    types="public_channel,private_channel",
+                    exclude_archived=True,
+                    limit=1000,
+                    cursor=cursor,
+                )
+                channels: list[dict[str, Any]] = page.get("channels", [])
+                self._channel_ids.update({c["name"]: c["id"] for c in channels})
+                cursor = (page.get("response_metadata") or {}).get("next_cursor")
+                if not cursor or name in self._channel_ids:
+                    break
+        return self._channel_ids.get(name)
+
+    def _find_posted(
+        self, channel_id: str, cycle_id: int, *, since: datetime, thread_ts: str | None = None
+    ) -> str | None:
+        """The ts of a message for this cycle that an earlier, unconfirmed attempt did post."""
+        oldest = f"{since.timestamp() - 60:.6f}"
+        if thread_ts:
+            page = self._client.conversations_replies(
+                channel=channel_id,
+                ts=thread_ts,
+                oldest=oldest,
+                include_all_metadata=True,
+                limit=200,
+            )
+        else:
+            page = self._client.conversations_history(
+                channel=channel_id, oldest=oldest, include_all_metadata=True, limit=200
+            )
+        messages: list[dict[str, Any]] = page.get("messages", [])
         for message in messages:
             metadata = message.get("metadata") or {}
             if (
@@ -208,15 +245,6 @@ def _message(session: Session, cycle_id: int, role: str) -> SlackMessage | None:
 def _pending(session: Session, key: str) -> bool:
     state = session.exec(select(OutboxMessage.state).where(OutboxMessage.dedupe_key == key)).first()
     return state in (outbox.PENDING, outbox.IN_FLIGHT)
-
-
-def _known_card_channel(session: Session) -> str | None:
-    # Cards only go to the pipeline channel, so any earlier card tells us its channel id.
-    return session.exec(
-        select(SlackMessage.channel)
-        .where(SlackMessage.role == "card")
-        .order_by(col(SlackMessage.id).desc())
-    ).first()
 
 
 def _api_error(exc: SlackApiError, *, posting: bool) -> Outcome:

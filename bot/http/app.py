@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 def create_web_app(services: Services, bolt_app: App | None) -> Flask:
     """The HTTP app; `/slack/events` is served only when Slack requests can be signature-checked."""
     web = Flask("revbot")
+    # Intake enforces its own limit (chunked bodies included); this one guards the Slack endpoint.
     web.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
 
     if bolt_app is not None and services.settings.slack_signing_secret is not None:

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from flask import Request
+from werkzeug.wsgi import get_input_stream
 
 from bot.core.db import transaction
 from bot.core.intake import FieldError, LeadIn, ingest, validate_lead
@@ -44,11 +45,16 @@ def handle_intake(services: Services, request: Request) -> Reply:
         )
     if not authorized(services, request.headers.get("Authorization")):
         return _error(401, "unauthorized", "Send `Authorization: Bearer <REVBOT_INTAKE_TOKEN>`.")
+    too_large = _error(
+        413, "too_large", f"The body is over {MAX_BODY_BYTES} bytes; split the batch."
+    )
     if (request.content_length or 0) > MAX_BODY_BYTES:
-        return _error(
-            413, "too_large", f"The body is over {MAX_BODY_BYTES} bytes; split the batch."
-        )
-    body = request.get_data(cache=False)
+        return too_large
+    # Read one byte past the limit from the raw input: a chunked body declares no length, and
+    # Flask's own limit would silently cut it at the limit instead of refusing it.
+    body = get_input_stream(request.environ, max_content_length=None).read(MAX_BODY_BYTES + 1)
+    if len(body) > MAX_BODY_BYTES:
+        return too_large
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):

@@ -124,6 +124,7 @@ class FakeSlack:
         """Configure the fake; `clock` (epoch seconds) dates message ts, else 1700000000.000100 on."""
         self.bot_token = bot_token
         self.app_token = "xapp-1-test-app-token"
+        self.channel_lookups = 0
         self.socket_url: str | None = None
         self.channels = dict(DEFAULT_CHANNELS if channels is None else channels)
         self.rate_limit, self.burst, self.per_second = rate_limit, burst, per_second
@@ -151,6 +152,7 @@ class FakeSlack:
             "views.update": self._views_update,
             "views.publish": self._views_publish,
             "conversations.history": self._conversations_history,
+            "conversations.list": self._conversations_list,
             "conversations.replies": self._conversations_replies,
             "conversations.open": self._conversations_open,
             "users.info": self._users_info,
@@ -522,6 +524,21 @@ class FakeSlack:
             has_more=len(found) > limit,
             pin_count=0,
             response_metadata={"next_cursor": ""},
+        )
+
+    def _conversations_list(self, params: dict[str, Any]) -> Reply:
+        limit = int(params.get("limit") or 100)
+        start = int(params.get("cursor") or 0)
+        names = sorted(self.channels)
+        page = names[start : start + limit]
+        more = start + limit < len(names)
+        self.channel_lookups += 1
+        return _ok(
+            channels=[
+                {"id": self.channels[n], "name": n, "is_channel": True, "is_archived": False}
+                for n in page
+            ],
+            response_metadata={"next_cursor": str(start + limit) if more else ""},
         )
 
     def _conversations_replies(self, params: dict[str, Any]) -> Reply:
