@@ -57,6 +57,19 @@ def test_check_reports_playbook_errors_with_key_and_line(tmp_path: Path) -> None
     assert "revbot.yml:10 routing.pools.sales.colour: unknown key" in out
 
 
+def test_run_refuses_to_start_on_an_invalid_playbook(tmp_path: Path, fake_slack: FakeSlack) -> None:
+    (tmp_path / "revbot.yml").write_text(
+        "tiers:\n  - {name: all, min_score: 0, accept_within: 1h}\nreasons:\n"
+        "  reject: [{code: a, label: A}]\n  recycle: [{code: b, label: B}]\n"
+        "routing:\n  default_pool: nowhere\n  pools: {sales: {open: true}}\n"
+    )
+    result = run_cli("run", env=revbot_env(tmp_path, slack_url=fake_slack.url), cwd=tmp_path)
+    assert result.returncode == 2
+    out = " ".join(result.stderr.split())
+    assert "revbot.yml:7 routing.default_pool: no pool named 'nowhere'" in out
+    assert "Traceback" not in out
+
+
 def test_check_passes_against_a_working_slack(tmp_path: Path, fake_slack: FakeSlack) -> None:
     env = revbot_env(tmp_path, slack_url=fake_slack.url)
     assert run_cli("db", "upgrade", env=env, cwd=tmp_path).returncode == 0

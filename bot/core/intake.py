@@ -122,17 +122,19 @@ def validate_lead(data: Any) -> LeadIn | list[FieldError]:
     except ValidationError as exc:
         errors = [_field_error(err) for err in exc.errors()]
     # Field errors stop pydantic before the whole-lead check; report that problem too.
-    if not any(e.field == IDENTITY_FIELDS for e in errors) and not _identifiable(
-        *(
-            v if isinstance(v, str) and v.strip() else None
-            for v in (data.get(k) for k in ("email", "last_name", "company"))
-        )
-    ):
+    given = {
+        k: v
+        for k in ("email", "last_name", "company")
+        if isinstance(v := data.get(k), str) and v.strip()
+    }
+    if not any(e.field == IDENTITY_FIELDS for e in errors) and not _identifiable(**given):
         errors.append(FieldError(IDENTITY_FIELDS, IDENTITY_MESSAGE))
     return errors
 
 
-def _identifiable(email: str | None, last_name: str | None, company: str | None) -> bool:
+def _identifiable(
+    email: str | None = None, last_name: str | None = None, company: str | None = None
+) -> bool:
     return bool(email) or bool(last_name and company)
 
 
