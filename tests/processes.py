@@ -64,21 +64,34 @@ def run_cli(
 
 
 class RevbotProcess:
-    """`revbot run` in its own process group, killable with SIGKILL like a crashed host."""
+    """A long-running `revbot` command in its own process group, killable like a crashed host."""
 
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+    def __init__(self, env: dict[str, str], cwd: Path, command: str = "run") -> None:
         self.env = env
         self.url = f"http://127.0.0.1:{env['PORT']}"
         self.log = cwd / f"revbot-{time.monotonic_ns()}.log"
         self._out = self.log.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run"],
+            [sys.executable, "-m", "bot", command],
             env=env,
             cwd=cwd,
             stdout=self._out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+    def wait_log(self, text: str, timeout: float = 30) -> None:
+        """Wait until the process has logged `text`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log.read_text():
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"revbot exited with {self.proc.returncode}:\n{self.log.read_text()}"
+                )
+            time.sleep(0.1)
+        raise AssertionError(f"revbot never logged {text!r}:\n{self.log.read_text()}")
 
     def wait_ready(self, timeout: float = 30) -> None:
         """Wait until /readyz answers 200."""

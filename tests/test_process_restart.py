@@ -92,3 +92,19 @@ def test_graceful_restart_keeps_queued_work(tmp_path: Path, realtime_slack: Fake
     finally:
         second.stop()
     assert len(realtime_slack.messages("#revenue-pipeline")) == 1
+
+
+def test_web_and_worker_as_separate_processes(tmp_path: Path, realtime_slack: FakeSlack) -> None:
+    env = revbot_env(tmp_path, slack_url=realtime_slack.url)
+    assert run_cli("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
+    web = RevbotProcess(env, tmp_path, "web")
+    worker = RevbotProcess({**env, "PORT": "1"}, tmp_path, "worker")
+    try:
+        web.wait_ready()
+        worker.wait_log("worker running")
+        assert _intake(web.url, [lead_json("L-1")]).status_code == 202
+        card = realtime_slack.wait_for("chat.postMessage", timeout=10)[0]
+        assert card.params["channel"] == "#revenue-pipeline"
+    finally:
+        web.stop()
+        worker.stop()
