@@ -28,6 +28,7 @@ from bot.core.playbook import Playbook, PlaybookError, load_playbook, resolve_pl
 from bot.core.settings import Settings
 from bot.logs import configure_logging
 from bot.runtime import Runtime, build_runtime
+from bot.sandbox.web import fresh_sandbox_database, sandbox_settings
 from bot.server import serve
 from bot.services import Services, build_services, slack_client, utc_now
 from integrations import CrmNotConfigured, build_crm
@@ -110,22 +111,33 @@ def cli() -> None:
     """
 
 
-def _serve(*, with_worker: bool) -> None:
+def _serve(*, with_worker: bool, sandbox: bool = False) -> None:
     settings = load_settings()
     configure_logging(settings.log_level)
-    _require_slack(settings)
+    if sandbox:
+        settings = sandbox_settings(settings, Path.cwd())
+        fresh_sandbox_database(settings, Path.cwd())
+    else:
+        _require_slack(settings)
     services = _services(settings)
     _prepare_database(services.engine, settings)
-    slack = (
-        "Socket Mode"
-        if settings.slack_app_token
-        else f"HTTP (POST /slack/events on port {settings.port})"
-    )
-    parts = "intake, health and worker" if with_worker else "intake and health"
-    console.print(f"revbot {__version__}: Slack over {slack}; {parts} on port {settings.port}")
+    if sandbox:
+        console.print(
+            f"revbot sandbox: open http://127.0.0.1:{settings.port}/sandbox in your browser.\n"
+            "It stands in for Slack with a sample team; to connect a real workspace, set the Slack "
+            "variables (see `revbot check` and the README) and run `revbot run`."
+        )
+    else:
+        slack = (
+            "Socket Mode"
+            if settings.slack_app_token
+            else f"HTTP (POST /slack/events on port {settings.port})"
+        )
+        parts = "intake, health and worker" if with_worker else "intake and health"
+        console.print(f"revbot {__version__}: Slack over {slack}; {parts} on port {settings.port}")
 
     def build() -> Runtime:
-        runtime = build_runtime(settings)
+        runtime = build_runtime(settings, sandbox=sandbox)
         runtime.start_background(worker=with_worker)
         return runtime
 
@@ -138,8 +150,26 @@ def _serve(*, with_worker: bool) -> None:
 
 @cli.command()
 def run() -> None:
-    """Run everything in one process: Slack, HTTP endpoints and the worker."""
-    _serve(with_worker=True)
+    """Run everything in one process: Slack, HTTP endpoints and the worker.
+
+    Without Slack credentials it starts the sandbox instead (see `revbot sandbox`).
+    """
+    missing = load_settings().missing_slack_settings()
+    if missing:
+        console.print(
+            f"No Slack credentials ({', '.join(missing)} unset): starting the sandbox workspace."
+        )
+    _serve(with_worker=True, sandbox=bool(missing))
+
+
+@cli.command()
+def sandbox() -> None:
+    """Try revbot in the browser: a local stand-in Slack workspace with a sample team.
+
+    Open http://127.0.0.1:$PORT/sandbox. Its messages live in memory and its database
+    (revbot-sandbox.db unless DATABASE_URL is set) starts afresh each time.
+    """
+    _serve(with_worker=True, sandbox=True)
 
 
 @cli.command()

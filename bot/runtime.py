@@ -11,6 +11,7 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 from bot.core.settings import Settings
 from bot.http.app import create_web_app
+from bot.sandbox.web import install_sandbox
 from bot.services import Services, build_services
 from bot.slack_app import build_bolt_app
 from bot.worker import Worker
@@ -49,8 +50,13 @@ class Runtime:
             self.worker.stop()
 
 
-def build_runtime(settings: Settings, *, services: Services | None = None) -> Runtime:
-    """Wire services, Bolt (when Slack is configured) and the HTTP app together."""
+def build_runtime(
+    settings: Settings, *, services: Services | None = None, sandbox: bool = False
+) -> Runtime:
+    """Wire services, Bolt (when Slack is configured) and the HTTP app; `sandbox` adds the sandbox."""
     services = services or build_services(settings)
     bolt_app = build_bolt_app(services) if services.slack is not None else None
-    return Runtime(services=services, bolt_app=bolt_app, web_app=create_web_app(services, bolt_app))
+    web_app = create_web_app(services, bolt_app)
+    if sandbox:
+        install_sandbox(web_app, services)
+    return Runtime(services=services, bolt_app=bolt_app, web_app=web_app)

@@ -20,8 +20,8 @@ C-1,ana@acme.example,Ana,Diaz,Acme,VP Ops,450,87,pricing_page;demo_request,2026-
 """
 
 
-def test_run_without_slack_credentials_says_what_is_missing(tmp_path: Path) -> None:
-    result = run_cli("run", env=revbot_env(tmp_path), cwd=tmp_path)
+def test_web_without_slack_credentials_says_what_is_missing(tmp_path: Path) -> None:
+    result = run_cli("web", env=revbot_env(tmp_path), cwd=tmp_path)
     assert result.returncode == 2
     assert "SLACK_BOT_TOKEN" in result.stderr
     assert "SLACK_SIGNING_SECRET" in result.stderr
@@ -30,15 +30,15 @@ def test_run_without_slack_credentials_says_what_is_missing(tmp_path: Path) -> N
     assert "Traceback" not in result.stderr + result.stdout
 
 
-def test_run_with_only_an_app_token_still_needs_the_bot_token(tmp_path: Path) -> None:
-    result = run_cli("run", env=revbot_env(tmp_path, SLACK_APP_TOKEN="xapp-1-test"), cwd=tmp_path)
+def test_web_with_only_an_app_token_still_needs_the_bot_token(tmp_path: Path) -> None:
+    result = run_cli("web", env=revbot_env(tmp_path, SLACK_APP_TOKEN="xapp-1-test"), cwd=tmp_path)
     assert result.returncode == 2
     assert "missing: SLACK_BOT_TOKEN." in " ".join(result.stderr.split())
     assert "xapp-1-test" not in result.stderr
 
 
 def test_invalid_settings_name_the_variable(tmp_path: Path) -> None:
-    result = run_cli("run", env=revbot_env(tmp_path, PORT="eighty"), cwd=tmp_path)
+    result = run_cli("web", env=revbot_env(tmp_path, PORT="eighty"), cwd=tmp_path)
     assert result.returncode == 2
     assert "PORT" in result.stderr
     assert "Traceback" not in result.stderr
@@ -129,5 +129,5 @@ def test_db_upgrade_and_help(tmp_path: Path) -> None:
     assert upgraded.returncode == 0
     assert "is at revision 0001" in upgraded.stderr
     helped = run_cli("--help", env=env, cwd=tmp_path)
-    for command in ("run", "web", "worker", "db", "check", "import"):
+    for command in ("run", "web", "worker", "db", "check", "import", "sandbox"):
         assert f"  {command} " in helped.stdout

@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_bolt import App
 
-from bot.listeners import leads
+from bot.listeners import commands, leads
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 def register(app: App, services: Services) -> None:
     """Attach every listener (and the one error handler) to the Bolt app."""
     leads.register(app, services)
+    commands.register(app, services)
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> None:
