@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+from werkzeug.serving import make_server
+
+from bot.core import db, handoff
+from bot.core.intake import LeadIn, ingest
+from bot.sandbox.web import create_api_app
 from bot.sandbox.workspace import User, Workspace, check_blocks
+from bot.services import slack_client
+from jobs import outbox as outbox_job
+from tests.conftest import lead_json, make_services, make_settings
 
 TOKEN = "xoxb-sandbox"
 
@@ -113,3 +122,44 @@ def test_response_urls_are_ephemeral_by_default_and_can_replace_the_original() -
     [message] = ws.timeline("C0PIPE", "U0MGR1")["messages"]
     assert message["text"] == "replaced"
     assert message["edited"] is True
+
+
+def test_the_sandbox_web_api_serves_as_slack_for_revbot(
+    engine: Any, database_url: str, clock: Any
+) -> None:
+    ws = Workspace(
+        bot_token="xoxb-test-token",
+        users=[User("UREP1", "Ana", "rep")],
+        channels={"revenue-pipeline": "C0PIPE", "revops-alerts": "C0ALERT"},
+        clock=lambda: clock().timestamp(),
+    )
+    server = make_server("127.0.0.1", 0, create_api_app(ws), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        services = make_services(engine, database_url, None, clock=clock)
+        services.settings = make_settings(
+            database_url, f"http://127.0.0.1:{server.server_port}/api/"
+        )
+        services.slack = slack_client(services.settings)
+        with db.transaction(engine) as session:
+            cycle_id = ingest(
+                session, LeadIn.model_validate(lead_json()), playbook=services.playbook, now=clock()
+            ).cycle_id
+        outbox_job.run(services, now=clock())
+        [card] = ws.timeline("C0PIPE", "UREP1")["messages"]
+        assert "Ana Diaz" in str(card["blocks"])
+        with db.transaction(engine) as session:
+            handoff.accept(
+                session,
+                cycle_id,
+                "UREP1",
+                playbook=services.playbook,
+                now=clock.advance(seconds=90),
+            )
+        outbox_job.run(services, now=clock())
+        [card] = ws.timeline("C0PIPE", "UREP1")["messages"]
+        assert card["edited"] is True
+        assert "Accepted" in str(card["blocks"])
+        assert [m for m, _ in ws.calls] == ["chat.postMessage", "chat.update"]
+    finally:
+        server.shutdown()

@@ -103,25 +103,7 @@ def _blueprint(services: Services, workspace: Workspace, interactions: Interacti
 
     @page.route("/sandbox/api/<method>", methods=["GET", "POST"])
     def web_api(method: str) -> Any:
-        params: dict[str, Any] = dict(request.args)
-        if request.is_json:
-            params.update(request.get_json(silent=True) or {})
-        else:
-            params.update(request.form)
-        for name in JSON_PARAMS:
-            if isinstance(params.get(name), str):
-                try:
-                    params[name] = json.loads(params[name])
-                except ValueError:
-                    return jsonify(ok=False, error=f"invalid_{name}")
-        auth = request.headers.get("Authorization", "")
-        token = (
-            auth.removeprefix("Bearer ")
-            if auth.startswith("Bearer ")
-            else params.pop("token", None)
-        )
-        status, body, headers = workspace.call(method, params, token)
-        return jsonify(body), status, headers
+        return _api_call(workspace, method)
 
     @page.post("/sandbox/respond/<key>")
     def respond(key: str) -> Any:
@@ -188,6 +170,35 @@ def _blueprint(services: Services, workspace: Workspace, interactions: Interacti
         return handler(workspace, interactions, user, body)
 
     return page
+
+
+def _api_call(workspace: Workspace, method: str) -> Any:
+    params: dict[str, Any] = dict(request.args)
+    if request.is_json:
+        params.update(request.get_json(silent=True) or {})
+    else:
+        params.update(request.form)
+    for name in JSON_PARAMS:
+        if isinstance(params.get(name), str):
+            try:
+                params[name] = json.loads(params[name])
+            except ValueError:
+                return jsonify(ok=False, error=f"invalid_{name}")
+    auth = request.headers.get("Authorization", "")
+    token = (
+        auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else params.pop("token", None)
+    )
+    status, body, headers = workspace.call(method, params, token)
+    return jsonify(body), status, headers
+
+
+def create_api_app(workspace: Workspace) -> Flask:
+    """The workspace's Web API on its own, at /api/<method>: a stand-in Slack for other programs and tests."""
+    api = Flask("revbot-sandbox-api")
+    api.add_url_rule(
+        "/api/<method>", "api", lambda method: _api_call(workspace, method), methods=["GET", "POST"]
+    )
+    return api
 
 
 def _view_for(workspace: Workspace, user: str, view_id: Any) -> OpenView | None:
