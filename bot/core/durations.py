@@ -33,15 +33,15 @@ def _seconds(seconds: float) -> timedelta:
 
 
 def format_duration(delta: timedelta) -> str:
-    """Render a timedelta compactly for people: "2m 14s", "3h 05m", "2d 4h"."""
+    """Render a timedelta compactly for people: "2m 14s", "3h 05m", "2d 4h"; "15m" and "4h" when whole."""
     total = max(int(delta.total_seconds()), 0)
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, seconds = divmod(rest, 60)
     if days:
-        return f"{days}d {hours}h"
+        return f"{days}d {hours}h" if hours else f"{days}d"
     if hours:
-        return f"{hours}h {minutes:02d}m"
+        return f"{hours}h {minutes:02d}m" if minutes else f"{hours}h"
     if minutes:
-        return f"{minutes}m {seconds:02d}s"
+        return f"{minutes}m {seconds:02d}s" if seconds else f"{minutes}m"
     return f"{seconds}s"
