@@ -25,6 +25,7 @@
     toastTimer: null,
     uid: 0,
     homeSentFor: null,   // user for whom the Home entry was last opened
+    homeAnswer: null,    // "ok" or the error the backend gave for opening Home
   };
 
   const $ = (id) => document.getElementById(id);
@@ -1012,7 +1013,13 @@
   function ensureHome() {
     if (currentKind() !== "home" || !S.user || S.homeSentFor === S.user) return false;
     S.homeSentFor = S.user;
-    act({ type: "home", user: S.user });
+    S.homeAnswer = null;
+    const user = S.user;
+    act({ type: "home", user }).then((res) => {
+      if (S.homeSentFor !== user) return;
+      S.homeAnswer = res.ok ? "ok" : res.error || "no answer";
+      if (S.state && currentKind() === "home") renderHome(S.state.home);
+    });
     return true;
   }
 
@@ -1184,13 +1191,16 @@
   }
 
   function renderHome(home) {
-    const key = JSON.stringify([home, S.state && S.state.users, S.user]);
+    const key = JSON.stringify([home, S.state && S.state.users, S.user, S.homeAnswer]);
     if (key === S.keys.home) return;
     S.keys.home = key;
     const box = $("home");
     box.replaceChildren();
     if (!home || !Array.isArray(home.blocks)) {
-      box.append(h("div", { class: "home-empty" }, "Loading revbot's Home…"));
+      let text = "Loading revbot's Home…";
+      if (S.homeAnswer === "ok") text = "revbot has not published a Home tab yet.";
+      else if (S.homeAnswer) text = "revbot has no Home tab to show (" + S.homeAnswer + ").";
+      box.append(h("div", { class: "home-empty" }, text));
       return;
     }
     const ctx = { surface: "home", channel: "home", messageTs: null, viewId: home.id || home.view_id || null, inputs: [] };
