@@ -52,7 +52,7 @@ timezone: America/New_York
 tiers:
   - {name: hot, min_score: 80, accept_within: 15m}
   - {name: warm, min_score: 50, accept_within: 4h}
-  - {name: nurture, min_score: 0, accept_within: 1d}
+  - {name: nurture, min_score: 0, accept_within: 1d, clock: wall}
 reasons:
   reject:
     - {code: not_icp, label: Not our ICP, crm_value: Not ICP}

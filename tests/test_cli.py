@@ -127,7 +127,9 @@ def test_db_upgrade_and_help(tmp_path: Path) -> None:
     env = revbot_env(tmp_path)
     upgraded = run_cli("db", "upgrade", env=env, cwd=tmp_path)
     assert upgraded.returncode == 0
-    assert "is at revision 0001" in upgraded.stderr
+    assert (
+        f"is at revision {db.head_revision(db.make_engine(env['DATABASE_URL']))}" in upgraded.stderr
+    )
     helped = run_cli("--help", env=env, cwd=tmp_path)
     for command in ("run", "web", "worker", "db", "check", "import", "sandbox"):
         assert f"  {command} " in helped.stdout

@@ -57,7 +57,8 @@ def test_builtin_playbook_loads_in_claim_mode_with_the_standard_tiers() -> None:
     assert [t.name for t in pb.tiers_by_rank] == ["hot", "warm", "nurture"]
     assert [t.min_score for t in pb.tiers_by_rank] == [80, 50, 0]
     assert pb.tier("hot").accept_within == timedelta(minutes=15)
-    assert pb.tier("nurture").accept_within == timedelta(hours=24)
+    assert pb.tier("nurture").accept_within == timedelta(hours=8)
+    assert {t.clock for t in pb.tiers} == {"business"}
     assert pb.timezone == "UTC"
     assert pb.routing.pools[pb.routing.default_pool].open is True
 
@@ -339,8 +340,8 @@ def test_tier_for_does_not_depend_on_the_order_tiers_are_written_in() -> None:
         "  - {name: hot, min_score: 80, accept_within: 15m}\n",
         "",
     ).replace(
-        "  - {name: nurture, min_score: 0, accept_within: 1d}\n",
-        "  - {name: nurture, min_score: 0, accept_within: 1d}\n"
+        "  - {name: nurture, min_score: 0, accept_within: 1d, clock: wall}\n",
+        "  - {name: nurture, min_score: 0, accept_within: 1d, clock: wall}\n"
         "  - {name: hot, min_score: 80, accept_within: 15m}\n",
     )
     pb = parse_playbook(shuffled)

@@ -281,9 +281,10 @@ def _start_cycle(
         score=scored.score,
         score_reasons=list(scored.reasons),
         tier=tier.name,
-        sla_due_at=now + tier.accept_within,
+        sla_due_at=playbook.deadline(tier, now),
         pool=routed.pool,
         owner_slack_id=routed.owner,
+        assigned_at=now if routed.owner else None,
     )
     session.add(cycle)
     session.flush()

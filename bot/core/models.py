@@ -103,6 +103,9 @@ class MqlCycle(SQLModel, table=True):
     reason_code: str | None = Field(default=None, max_length=64)
     note: str | None = Field(default=None, max_length=2000)
     revisit_on: date | None = None
+    assigned_at: datetime | None = _utc_column()
+    reassignments: int = 0
+    first_touch_at: datetime | None = _utc_column()
     version: int = 1
 
     @property
@@ -179,3 +182,56 @@ class LocalCrmRecord(SQLModel, table=True):
     disposed_at: datetime | None = _utc_column()
     updated_at: datetime = _utc_column(nullable=False)
     writes: int = 0
+
+
+class SlaEvent(SQLModel, table=True):
+    """An SLA step taken for a cycle (nudge, escalation, reassignment, limbo); unique so it happens once."""
+
+    __tablename__ = "sla_events"
+    __table_args__ = (
+        UniqueConstraint("cycle_id", "kind", "step", name="uq_sla_events_cycle_kind_step"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    cycle_id: int = Field(foreign_key="mql_cycles.id", index=True)
+    kind: str = Field(max_length=16)
+    step: int = 0
+    owner_slack_id: str | None = Field(default=None, max_length=32)
+    created_at: datetime = _utc_column(nullable=False)
+
+
+class JobRun(SQLModel, table=True):
+    """One scheduled run of a job; keyed by its scheduled time so a second runner does nothing."""
+
+    __tablename__ = "job_runs"
+
+    job: str = Field(primary_key=True, max_length=64)
+    scheduled_for: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
+    runner: str = Field(max_length=128)
+    started_at: datetime = _utc_column(nullable=False)
+    finished_at: datetime | None = _utc_column()
+
+
+class RepAvailability(SQLModel, table=True):
+    """A rep who said they are away (until a date, or until they say they are back)."""
+
+    __tablename__ = "rep_availability"
+
+    slack_id: str = Field(primary_key=True, max_length=32)
+    away: bool = False
+    away_until: datetime | None = _utc_column()
+    updated_at: datetime = _utc_column(nullable=False)
+
+
+class Touch(SQLModel, table=True):
+    """A call, email or LinkedIn touch a rep logged on an accepted lead."""
+
+    __tablename__ = "touches"
+
+    id: int | None = Field(default=None, primary_key=True)
+    cycle_id: int = Field(foreign_key="mql_cycles.id", index=True)
+    lead_id: int = Field(foreign_key="leads.id", index=True)
+    rep_slack_id: str = Field(max_length=32)
+    kind: str = Field(max_length=32)
+    note: str | None = Field(default=None, max_length=2000)
+    touched_at: datetime = _utc_column(nullable=False)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from bot.core.calendar import BusinessCalendar
 from bot.core.durations import parse_duration
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -57,6 +59,20 @@ class Tier(_Strict):
     label: str | None = None
     min_score: int = Field(ge=0, le=100)
     accept_within: Duration
+    clock: Literal["business", "wall"] = "business"
+    nudge_before: Duration | None = None
+    escalate_after: Duration = timedelta(0)
+    reassign_after: Duration | None = None
+
+    @property
+    def nudge_lead_time(self) -> timedelta:
+        """How long before the deadline the owner is nudged (default: a third of the SLA)."""
+        return self.nudge_before if self.nudge_before is not None else self.accept_within / 3
+
+    @property
+    def reassign_delay(self) -> timedelta:
+        """How long after the breach the lead moves to the next rep (default: one more SLA)."""
+        return self.reassign_after if self.reassign_after is not None else self.accept_within
 
     @property
     def display(self) -> str:
@@ -204,12 +220,63 @@ class CrmFieldMap(_Strict):
     fields: dict[str, str] = Field(default_factory=dict)
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class BusinessHours(_Strict):
+    """When the team works, in its timezone."""
+
+    days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS[:5]), min_length=1)
+    start: time = time(9, 0)
+    end: time = time(17, 0)
+
+
+class DigestTargets(_Strict):
+    """What the scoreboard compares the week against (rates as fractions: 0.9 = 90%)."""
+
+    weekly_mqls: int | None = Field(None, ge=0)
+    acceptance_min: float = Field(0.9, ge=0, le=1)
+    rejection_max: float = Field(0.3, ge=0, le=1)
+    sla_compliance_min: float = Field(0.9, ge=0, le=1)
+
+
+class Digest(_Strict):
+    """The weekly scoreboard: when (cron in the team's timezone), where, and against which targets."""
+
+    schedule: str = "0 9 * * mon"
+    channel: str | None = None
+    dm_managers: bool = False
+    weeks: int = Field(8, ge=2, le=52)
+    targets: DigestTargets = DigestTargets()
+
+
+class TouchMinimum(_Strict):
+    """Touches a rep must log before recycling for one of `reasons`."""
+
+    touches: int = Field(ge=1, le=100)
+    within: Duration
+    reasons: list[Code] = Field(min_length=1)
+
+
+class Touches(_Strict):
+    """Touch logging on accepted leads."""
+
+    types: list[Code] = Field(default_factory=lambda: ["call", "email", "linkedin"], min_length=1)
+    minimum: TouchMinimum | None = None
+
+
 class Playbook(_Strict):
     """The whole playbook; see revbot.example.yml for every key with its meaning."""
 
     crm: Literal["local", "salesforce", "hubspot"] = "local"
     channels: Channels = Channels()
     timezone: str = "UTC"
+    business_hours: BusinessHours = BusinessHours()
+    holidays: list[date] = Field(default_factory=list)
+    limbo_after: Duration = timedelta(hours=48)
+    digest: Digest = Digest()
+    touches: Touches = Touches()
     tiers: list[Tier] = Field(min_length=1)
     reasons: Reasons
     routing: Routing
@@ -233,6 +300,29 @@ class Playbook(_Strict):
     def zone(self) -> ZoneInfo:
         """The team's timezone."""
         return ZoneInfo(self.timezone)
+
+    @property
+    def calendar(self) -> BusinessCalendar:
+        """The team's business calendar."""
+        hours = self.business_hours
+        return BusinessCalendar(
+            self.zone,
+            frozenset(WEEKDAYS.index(d) for d in hours.days),
+            hours.start,
+            hours.end,
+            frozenset(self.holidays),
+        )
+
+    def deadline(self, tier: Tier, start: datetime, within: timedelta | None = None) -> datetime:
+        """When `within` (default: the tier's accept-within) runs out, on the tier's clock."""
+        span = tier.accept_within if within is None else within
+        return self.calendar.add(start, span) if tier.clock == "business" else start + span
+
+    def time_between(self, tier: Tier, start: datetime, end: datetime) -> timedelta:
+        """Time between two moments on the tier's clock (business or wall)."""
+        if tier.clock == "business":
+            return self.calendar.elapsed(start, end)
+        return max(end - start, timedelta(0))
 
     @property
     def tiers_by_rank(self) -> list[Tier]:
@@ -430,6 +520,24 @@ def _cross_check(pb: Playbook) -> list[tuple[str, str]]:
         problems.append(
             ("tiers", "the lowest tier needs min_score: 0 so every lead lands in a tier")
         )
+    hours = pb.business_hours
+    if hours.end <= hours.start:
+        problems.append(("business_hours.end", "must be later than business_hours.start"))
+    if pb.digest.schedule:
+        try:
+            CronTrigger.from_crontab(pb.digest.schedule, timezone=pb.zone)
+        except ValueError as exc:
+            problems.append(
+                ("digest.schedule", f"not a cron expression (minute hour day month weekday): {exc}")
+            )
+    minimum = pb.touches.minimum
+    if minimum is not None:
+        recycle_codes = {r.code for r in pb.reasons.recycle}
+        for i, code in enumerate(minimum.reasons):
+            if code not in recycle_codes:
+                problems.append(
+                    (f"touches.minimum.reasons[{i}]", f"unknown recycle reason code {code!r}")
+                )
     for kind in ("reject", "recycle"):
         codes = [r.code for r in getattr(pb.reasons, kind)]
         for i, code in enumerate(codes):
