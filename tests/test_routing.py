@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from bot.core import db
+from bot.core import availability, db
 from bot.core.models import ACCEPTED, OPEN, REJECTED, Lead, MqlCycle, RoutingWeight
 from bot.core.playbook import Member, Playbook, Routing, RuleMatch, parse_playbook
 from bot.core.routing import Assignment, assign, choose_pool, rule_matches, weighted_round_robin
@@ -62,7 +62,7 @@ _ids = itertools.count(1)
 
 def route(engine: Any, playbook: Playbook, **fields: Any) -> Assignment:
     with db.transaction(engine) as session:
-        return assign(session, playbook, {**US_LEAD, **fields})
+        return assign(session, playbook, {**US_LEAD, **fields}, now=NOW)
 
 
 def hold(engine: Any, owner: str, *, state: str = OPEN, pool: str = "emea") -> int:
@@ -252,7 +252,7 @@ def test_a_rolled_back_assignment_does_not_advance_the_rotation(engine: Any) -> 
 
     def route_then_fail() -> None:
         with db.transaction(engine) as session:
-            rolled_back.append(assign(session, pb, US_LEAD).owner)
+            rolled_back.append(assign(session, pb, US_LEAD, now=NOW).owner)
             raise RuntimeError("the request failed after routing")
 
     with pytest.raises(RuntimeError):
@@ -310,3 +310,26 @@ def test_backup_chains_stop_at_a_loop(engine: Any) -> None:
         hold(engine, owner)
     assert route(engine, pb, country="DE") == Assignment("emea", None)
     assert route(engine, pb) == Assignment("sales", None)
+
+
+def test_assignment_skips_reps_who_are_away_and_falls_back_to_the_backup_pool(engine: Any) -> None:
+    pb = team_playbook("assign")
+    with db.transaction(engine) as session:
+        availability.set_away(session, "UREP3", now=NOW, until=None)
+        emea = assign(session, pb, {**US_LEAD, "country": "DE"}, now=NOW)
+    assert emea.pool == "sales"
+    assert emea.owner in {"UREP1", "UREP2"}
+    with db.transaction(engine) as session:
+        availability.set_away(session, "UREP1", now=NOW, until=NOW + timedelta(hours=1))
+        picks = {assign(session, pb, US_LEAD, now=NOW).owner for _ in range(3)}
+        later = assign(
+            session, pb, US_LEAD, now=NOW + timedelta(hours=2), exclude=frozenset({"UREP2"})
+        )
+    assert picks == {"UREP2"}
+    assert later.owner == "UREP1"
+    with db.transaction(engine) as session:
+        availability.set_back(session, "UREP3", now=NOW)
+        availability.set_away(session, "UREP2", now=NOW, until=None)
+        nobody = assign(session, pb, US_LEAD, now=NOW, exclude=frozenset({"UREP1", "UREP3"}))
+    assert nobody.owner is None
+    assert nobody.pool == "sales"

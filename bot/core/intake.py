@@ -272,7 +272,7 @@ def _start_cycle(
         playbook.scoring,
     )
     tier = playbook.tier_for(scored.score)
-    routed = assign(session, playbook, routing_fields(lead, score=scored.score))
+    routed = assign(session, playbook, routing_fields(lead, score=scored.score), now=now)
     cycle = MqlCycle(
         lead_id=_id(lead),
         seq=len(previous) + 1,

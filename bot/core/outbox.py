@@ -17,6 +17,7 @@ SLACK_CARD = "slack.card"
 SLACK_DM = "slack.dm"
 SLACK_REFRESH = "slack.refresh"
 SLACK_ALERT = "slack.alert"
+SLACK_MESSAGE = "slack.message"
 CRM_SYNC = "crm.sync"
 
 CRM_LANE = "crm"
@@ -40,6 +41,25 @@ def channel_lane(channel: str) -> str:
 def dm_lane(user_id: str) -> str:
     """The pacing lane of DMs to one user."""
     return f"dm:{user_id}"
+
+
+def enqueue_message(
+    session: Session,
+    *,
+    key: str,
+    to: str,
+    text: str,
+    now: datetime,
+    blocks: list[dict[str, Any]] | None = None,
+    thread_of: int | None = None,
+    priority: int = PRIORITY_FEEDBACK,
+) -> bool:
+    """Queue a message to a channel (or a DM to a user id), optionally in a cycle's card thread."""
+    lane = dm_lane(to) if to[:1] in ("U", "W") and not to.startswith("#") else channel_lane(to)
+    payload = {"channel": to, "text": text, "blocks": blocks or [], "thread_of": thread_of}
+    return enqueue(
+        session, kind=SLACK_MESSAGE, key=key, lane=lane, now=now, payload=payload, priority=priority
+    )
 
 
 def enqueue(

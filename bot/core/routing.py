@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from bot.core.availability import away_reps
 from bot.core.models import OPEN, MqlCycle, RoutingWeight
 from bot.core.playbook import RULE_FIELDS, Member, Playbook, Pool, Routing, RuleMatch
 from bot.core.sql import insert_ignore
@@ -68,28 +70,41 @@ class Assignment:
     owner: str | None
 
 
-def assign(session: Session, playbook: Playbook, fields: Mapping[str, Any]) -> Assignment:
-    """Route a lead; in assign mode pick an owner, falling back along the pools' backup chain."""
+def assign(
+    session: Session,
+    playbook: Playbook,
+    fields: Mapping[str, Any],
+    *,
+    now: datetime,
+    exclude: frozenset[str] = frozenset(),
+    pool: str | None = None,
+) -> Assignment:
+    """Route a lead (to `pool` when given); in assign mode pick an available owner not in `exclude`,
+    falling back along the pools' backup chain; owner None when nobody anywhere is available."""
     routing = playbook.routing
-    pool_name = choose_pool(routing, fields)
+    pool_name = pool or choose_pool(routing, fields)
     if routing.mode == "claim":
         return Assignment(pool_name, None)
+    unavailable = exclude | away_reps(session, now=now)
     seen: set[str] = set()
     candidate: str | None = pool_name
     while candidate is not None and candidate not in seen:
         seen.add(candidate)
-        pool = routing.pools[candidate]
-        owner = _pick_in_pool(session, candidate, pool)
+        current = routing.pools[candidate]
+        owner = _pick_in_pool(session, candidate, current, unavailable)
         if owner is not None:
             return Assignment(candidate, owner)
-        candidate = pool.backup
+        candidate = current.backup
     return Assignment(pool_name, None)
 
 
-def _pick_in_pool(session: Session, pool_name: str, pool: Pool) -> str | None:
-    if not pool.members:
+def _pick_in_pool(
+    session: Session, pool_name: str, pool: Pool, unavailable: frozenset[str] | set[str]
+) -> str | None:
+    members = [m for m in pool.members if m.slack_id not in unavailable]
+    if not members:
         return None
-    ids = [m.slack_id for m in pool.members]
+    ids = [m.slack_id for m in members]
     for slack_id in ids:
         insert_ignore(
             session, RoutingWeight, {"pool": pool_name, "slack_id": slack_id, "current": 0}
@@ -106,7 +121,7 @@ def _pick_in_pool(session: Session, pool_name: str, pool: Pool) -> str | None:
         .group_by(MqlCycle.owner_slack_id)
     ).all()
     open_counts = {owner: n for owner, n in counted if owner is not None}
-    pick = weighted_round_robin(pool.members, counters, open_counts)
+    pick = weighted_round_robin(members, counters, open_counts)
     if pick is None:
         return None
     for row in rows:

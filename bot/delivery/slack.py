@@ -59,6 +59,7 @@ class SlackDelivery:
             outbox.SLACK_DM: self._post_dm,
             outbox.SLACK_REFRESH: self._refresh,
             outbox.SLACK_ALERT: self._alert,
+            outbox.SLACK_MESSAGE: self._message,
         }
 
     def deliver(self, row: OutboxMessage) -> Outcome:
@@ -180,6 +181,25 @@ class SlackDelivery:
                 channel=message.channel, ts=message.ts, text=view["text"], blocks=view["blocks"]
             )
         return Delivered(result={"updated": len(messages)})
+
+    def _message(self, row: OutboxMessage) -> Outcome:
+        thread_ts, channel = None, str(row.payload["channel"])
+        thread_of = row.payload.get("thread_of")
+        if thread_of is not None:
+            with transaction(self._engine) as session:
+                card = _message(session, int(thread_of), "card")
+                if card is None and _pending(session, f"card:{thread_of}"):
+                    return Deferred(WAIT_FOR_CARD_SECONDS, "waiting for the card to thread under")
+            if card is not None:
+                thread_ts, channel = card.ts, card.channel
+        response = self._client.chat_postMessage(
+            channel=channel,
+            text=row.payload["text"],
+            blocks=row.payload.get("blocks") or None,
+            thread_ts=thread_ts,
+            unfurl_links=False,
+        )
+        return Delivered(result={"channel": response["channel"], "ts": response["ts"]})
 
     def _alert(self, row: OutboxMessage) -> Outcome:
         response = self._client.chat_postMessage(
