@@ -24,6 +24,7 @@ from bot.core import db
 from bot.core.crm import CrmError
 from bot.core.csv_import import CsvRow, read_rows
 from bot.core.intake import ingest
+from bot.core.leadership import SecondWorkerError, SqliteWorkerLock
 from bot.core.playbook import Playbook, PlaybookError, load_playbook, resolve_playbook_path
 from bot.core.settings import Settings
 from bot.logs import configure_logging
@@ -121,6 +122,8 @@ def _serve(*, with_worker: bool, sandbox: bool = False) -> None:
         _require_slack(settings)
     services = _services(settings)
     _prepare_database(services.engine, settings)
+    if with_worker and settings.is_sqlite:
+        _check_single_worker(settings)
     if sandbox:
         console.print(
             f"revbot sandbox: open http://127.0.0.1:{settings.port}/sandbox in your browser.\n"
@@ -146,6 +149,16 @@ def _serve(*, with_worker: bool, sandbox: bool = False) -> None:
     serve(
         build, host=settings.host, port=settings.port, workers=workers, log_level=settings.log_level
     )
+
+
+def _check_single_worker(settings: Settings) -> None:
+    """Refuse early, with a clear message, when a worker already runs on this SQLite file."""
+    lock = SqliteWorkerLock(settings.database_url)
+    try:
+        lock.acquire()
+    except SecondWorkerError as exc:
+        _fail(str(exc))
+    lock.release()
 
 
 @cli.command()
@@ -191,7 +204,10 @@ def worker() -> None:
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
-    runtime.start_background(worker=True)
+    try:
+        runtime.start_background(worker=True)
+    except SecondWorkerError as exc:
+        _fail(str(exc))
     console.print("revbot worker running; Ctrl-C to stop")
     stopping.wait()
     runtime.stop()
