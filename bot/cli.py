@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import threading
@@ -25,6 +26,7 @@ from bot.core.crm import CrmError
 from bot.core.csv_import import CsvRow, read_rows
 from bot.core.intake import ingest
 from bot.core.leadership import SecondWorkerError, SqliteWorkerLock
+from bot.core.metrics import last_complete_week, week_bounds
 from bot.core.playbook import Playbook, PlaybookError, load_playbook, resolve_playbook_path
 from bot.core.settings import Settings
 from bot.logs import configure_logging
@@ -282,6 +284,61 @@ def _import_rows(
                 counts[result.status] += 1
             progress.advance(task)
     return counts, invalid
+
+
+@cli.command()
+@click.option("--preview", is_flag=True, help="Write the Block Kit JSON and chart PNG locally.")
+@click.option("--post", is_flag=True, help="Queue the digest for the worker to post now.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder for --preview files.",
+)
+@click.option("--week", "iso_week", metavar="YYYY-Www", help="Default: the last complete week.")
+def digest(preview: bool, post: bool, out: Path, iso_week: str | None) -> None:
+    """Render the weekly scoreboard (--preview) or queue it for Slack now (--post).
+
+    The worker posts it on its own on the playbook's digest.schedule; --post is for a
+    missed or extra run (a week already queued is not posted again).
+    """
+    if preview == post:
+        _fail(
+            "say --preview to write the digest here (digest-YYYY-Www.json and .png), or --post to "
+            "queue it for the worker; the worker also posts it on the playbook's digest.schedule."
+        )
+    settings = load_settings()
+    services = _services(settings)
+    try:
+        week = (
+            week_bounds(services.playbook, iso_week)
+            if iso_week
+            else last_complete_week(services.playbook, services.clock())
+        )
+    except ValueError as exc:
+        _fail(f"--week: {exc}")
+    _prepare_database(services.engine, settings)
+    from jobs import digest as digest_job  # loads matplotlib: only this command needs it
+
+    if post:
+        queued = digest_job.queue(services, week, now=services.clock())
+        where = ", ".join(digest_job.recipients(services.playbook))
+        if queued:
+            console.print(f"Queued the {week.label} digest for {where}; the worker posts it.")
+        else:
+            console.print(f"The {week.label} digest was already queued for {where}.")
+        return
+    rendered = digest_job.render(services, week, now=services.clock())
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        blocks = out / f"digest-{week.label}.json"
+        chart = out / rendered.filename
+        blocks.write_text(json.dumps(rendered.message, indent=2, ensure_ascii=False) + "\n")
+        chart.write_bytes(rendered.png)
+    except OSError as exc:
+        _fail(f"cannot write to {out}: {exc.strerror or exc}")
+    click.echo(f"Wrote {blocks} (Block Kit) and {chart} (chart) for {week.label}.")
 
 
 @cli.command()

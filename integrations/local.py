@@ -7,13 +7,14 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
-from bot.core.crm import CrmWrite, LeadRef, WriteResult
+from bot.core.crm import CrmTask, CrmWrite, LeadRef, WriteResult
 from bot.core.db import transaction
 from bot.core.models import LocalCrmRecord
 
 
 class LocalCRM:
-    """A CRM with no vendor behind it: dispositions land in the `local_crm_records` table."""
+    """A CRM with no vendor behind it: dispositions land in the `local_crm_records` table, and
+    the `touches` table holds its tasks."""
 
     name = "local"
     max_batch = 200
@@ -42,6 +43,10 @@ class LocalCRM:
                 record.writes += 1
                 session.add(record)
         return [WriteResult(key=w.key, ok=True) for w in writes]
+
+    def log_tasks(self, tasks: Sequence[CrmTask]) -> list[WriteResult]:
+        """Accept every task: revbot's own `touches` row is the local CRM's task record already."""
+        return [WriteResult(key=t.key, ok=True) for t in tasks]
 
     def record_url(self, lead: LeadRef) -> str | None:
         """The local CRM has no web page for a record."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from bot.core import outbox
 from bot.core.db import transaction
 from bot.core.delivery import Failed, RateLimited, record_outcome
-from bot.core.writeback import deliver_batch
+from bot.core.writeback import deliver_batch, deliver_tasks
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -21,19 +22,21 @@ def run(services: Services, *, now: datetime) -> int:
     attempted = 0
     for lane in lanes:
         if lane == outbox.CRM_LANE:
-            attempted += _deliver_crm(services, now=now)
+            attempted += _deliver_crm(services, lane, deliver_batch, now=now)
+        elif lane == outbox.CRM_TASK_LANE:
+            attempted += _deliver_crm(services, lane, deliver_tasks, now=now)
         else:
             attempted += _deliver_slack_lane(services, lane, now=now)
     return attempted
 
 
-def _deliver_crm(services: Services, *, now: datetime) -> int:
+def _deliver_crm(
+    services: Services, lane: str, deliver: Callable[..., None], *, now: datetime
+) -> int:
     with transaction(services.engine) as session:
-        ids = [
-            r.id for r in outbox.claim(session, outbox.CRM_LANE, services.crm.max_batch, now=now)
-        ]
+        ids = [r.id for r in outbox.claim(session, lane, services.crm.max_batch, now=now)]
     if ids:
-        deliver_batch(
+        deliver(
             services.engine,
             [i for i in ids if i is not None],
             services.crm,

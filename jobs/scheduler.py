@@ -20,13 +20,14 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.core.db import transaction
 from bot.core.jobruns import claim_run, finish_run, slot
 from bot.services import Services
-from jobs import housekeeping
+from jobs import housekeeping, sla
 
 log = logging.getLogger(__name__)
 
 JobFunction = Callable[..., Any]
 RUNNER = f"{socket.gethostname()}:{os.getpid()}"
 CATCH_UP_WINDOW = timedelta(days=8)
+SLA_SWEEP_EVERY = timedelta(minutes=1)
 
 
 def last_fire_time(trigger: CronTrigger, now: datetime) -> datetime | None:
@@ -91,6 +92,11 @@ def build_scheduler(
 def default_jobs(services: Services) -> list[tuple[str, IntervalTrigger, Callable[[], None]]]:
     """revbot's periodic jobs and how often each is checked."""
     return [
+        (
+            "sla_sweep",
+            IntervalTrigger(minutes=1),
+            every(services, "sla_sweep", SLA_SWEEP_EVERY, sla.run),
+        ),
         (
             "outbox_housekeeping",
             IntervalTrigger(hours=1),

@@ -170,6 +170,14 @@ def test_slash_commands_answer_ephemerally(page: Page) -> None:
     assert "dispatch_failed" in str(page.state("U0SBMGR1")["ephemerals"])
 
 
+def test_the_sla_sweep_button_runs_the_sweep(page: Page) -> None:
+    assert page.state("U0SBMGR1")["features"]["sla_sweep"] is True
+    page.act(type="sample_mqls")
+    swept = page.act(type="sla_sweep")
+    assert swept["ok"] is True
+    assert swept["steps"] == 0  # nothing is due the moment the leads land
+
+
 def test_the_sandbox_web_api_enforces_slacks_rules(page: Page) -> None:
     api = f"{page.url}/sandbox/api/"
     assert requests.post(api + "auth.test", timeout=5).json() == {

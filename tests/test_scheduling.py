@@ -12,11 +12,13 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 from sqlmodel import Session, select
 
+from bot.core import db
+from bot.core.intake import LeadIn, ingest
 from bot.core.jobruns import slot
 from bot.core.leadership import PostgresLeader, SecondWorkerError, SqliteWorkerLock
-from bot.core.models import JobRun
-from jobs.scheduler import last_fire_time, on_cron, run_once
-from tests.conftest import FrozenClock, make_services
+from bot.core.models import JobRun, SlaEvent
+from jobs.scheduler import default_jobs, last_fire_time, on_cron, run_once
+from tests.conftest import FrozenClock, lead_json, make_services, team_playbook
 from tests.processes import RevbotProcess, revbot_env
 
 
@@ -130,3 +132,22 @@ def test_postgres_leadership_moves_when_the_leader_goes(database_url: str) -> No
         b.resign()
         engine_a.dispose()
         engine_b.dispose()
+
+
+def test_the_scheduled_sla_sweep_chases_leads_once_per_slot(
+    engine: Any, database_url: str, clock: FrozenClock
+) -> None:
+    services = make_services(
+        engine, database_url, None, clock=clock, playbook=team_playbook("assign")
+    )
+    with db.transaction(engine) as session:
+        ingest(session, LeadIn.model_validate(lead_json()), playbook=services.playbook, now=clock())
+    tick = dict((name, job) for name, _, job in default_jobs(services))["sla_sweep"]
+    clock.advance(minutes=11)  # a hot lead (15 minutes) is nudged in its last third
+    tick()
+    tick()
+    with Session(engine) as session:
+        kinds = [e.kind for e in session.exec(select(SlaEvent)).all()]
+        runs = session.exec(select(JobRun).where(JobRun.job == "sla_sweep")).all()
+    assert kinds == ["nudge"]
+    assert len(runs) == 1

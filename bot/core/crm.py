@@ -47,6 +47,25 @@ class CrmWrite:
 
 
 @dataclass(frozen=True)
+class CrmTask:
+    """A touch a rep logged, written to the CRM as a completed task (engagement) on the lead.
+
+    `key` ties the result back to its outbox row; `external_id` stays the same across retries so
+    an adapter can upsert on it instead of creating the task twice.
+    """
+
+    key: str
+    external_id: str
+    lead: LeadRef
+    kind: str
+    label: str
+    note: str | None
+    owner_slack_id: str
+    owner_email: str | None
+    done_at: datetime
+
+
+@dataclass(frozen=True)
 class WriteResult:
     """What happened to one write: done, worth retrying, or refused for good (with the reason)."""
 
@@ -88,6 +107,10 @@ class CRM(Protocol):
 
     def apply(self, writes: Sequence[CrmWrite]) -> list[WriteResult]:
         """Write a batch of dispositions; one result per write, in any order."""
+        ...
+
+    def log_tasks(self, tasks: Sequence[CrmTask]) -> list[WriteResult]:
+        """Write a batch of completed touch tasks; one result per task, in any order."""
         ...
 
     def record_url(self, lead: LeadRef) -> str | None:

@@ -121,7 +121,7 @@ def accept(
         session, cycle, state=ACCEPTED, owner_slack_id=user_id, accepted_by=user_id, accepted_at=now
     ):
         raise _lost_race(session, cycle, user_id)
-    _after_change(session, cycle, now=now)
+    after_change(session, cycle, now=now)
     return Disposed(cycle, lead)
 
 
@@ -147,11 +147,17 @@ def validate_recycle(
     note: str | None,
     *,
     today: date,
+    touches: int | None = None,
 ) -> dict[str, str]:
-    """Field errors of a recycle form: a known reason code and a revisit date in the future."""
+    """Field errors of a recycle form: a known reason code, a revisit date in the future, and
+    (given `touches`, the count within the playbook's window) the touch minimum for that reason."""
     errors = {}
     if not reason_code or playbook.reason("recycle", reason_code) is None:
         errors["reason"] = "Pick a reason for recycling this lead."
+    elif touches is not None:
+        shortfall = _touch_shortfall(playbook, reason_code, touches)
+        if shortfall:
+            errors["reason"] = shortfall
     if revisit_on is None:
         errors["revisit_on"] = "Pick the date marketing should bring this lead back."
     elif revisit_on <= today:
@@ -199,9 +205,15 @@ def recycle(
     playbook: Playbook,
     now: datetime,
 ) -> Disposed:
-    """Send the lead back to marketing until `revisit_on`, with a reason code."""
+    """Send the lead back to marketing until `revisit_on`, with a reason code (and, for reasons
+    the playbook's touch minimum names, enough touches logged within its window)."""
     errors = validate_recycle(
-        playbook, reason_code, revisit_on, note, today=now.astimezone(playbook.zone).date()
+        playbook,
+        reason_code,
+        revisit_on,
+        note,
+        today=now.astimezone(playbook.zone).date(),
+        touches=_touches_in_window(session, playbook, cycle_id, reason_code, now=now),
     )
     if errors:
         raise InvalidDisposition(errors)
@@ -216,6 +228,20 @@ def recycle(
         playbook=playbook,
         now=now,
     )
+
+
+def _touches_in_window(
+    session: Session, playbook: Playbook, cycle_id: int, reason_code: str | None, *, now: datetime
+) -> int | None:
+    from bot.core import touches  # touches builds on this module, so it is imported late
+
+    return touches.toward_minimum(session, playbook, cycle_id, reason_code, now=now)
+
+
+def _touch_shortfall(playbook: Playbook, reason_code: str, count: int) -> str | None:
+    from bot.core import touches  # touches builds on this module, so it is imported late
+
+    return touches.shortfall(playbook, reason_code, count)
 
 
 def _close(
@@ -245,11 +271,12 @@ def _close(
         revisit_on=revisit_on,
     ):
         raise _lost_race(session, cycle, user_id)
-    _after_change(session, cycle, now=now)
+    after_change(session, cycle, now=now)
     return Disposed(cycle, lead)
 
 
-def _after_change(session: Session, cycle: MqlCycle, *, now: datetime) -> None:
+def after_change(session: Session, cycle: MqlCycle, *, now: datetime) -> None:
+    """Queue what follows any change to a cycle: the card refresh and the CRM write."""
     outbox.enqueue(
         session,
         kind=outbox.SLACK_REFRESH,

@@ -18,9 +18,12 @@ SLACK_DM = "slack.dm"
 SLACK_REFRESH = "slack.refresh"
 SLACK_ALERT = "slack.alert"
 SLACK_MESSAGE = "slack.message"
+SLACK_FILE = "slack.file"
 CRM_SYNC = "crm.sync"
+CRM_TASK = "crm.task"
 
 CRM_LANE = "crm"
+CRM_TASK_LANE = "crm:tasks"
 REFRESH_LANE = "slack:update"
 
 PRIORITY_FEEDBACK = 0
@@ -244,3 +247,9 @@ def has_pending(session: Session, *, kind: str, key_prefix: str) -> bool:
         )
     ).first()
     return row is not None
+
+
+def exists(session: Session, key: str) -> bool:
+    """True when a row with this dedupe key was ever queued (and not yet purged)."""
+    found = session.exec(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == key)).first()
+    return found is not None

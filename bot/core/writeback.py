@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.core import outbox
-from bot.core.crm import CRM, CrmError, CrmWrite, LeadDisposition, LeadRef, WriteResult
+from bot.core.crm import (
+    CRM,
+    CrmError,
+    CrmTask,
+    CrmWrite,
+    LeadDisposition,
+    LeadRef,
+    WriteResult,
+)
 from bot.core.db import transaction
 from bot.core.handoff import latest_cycle
-from bot.core.models import Lead, MqlCycle, OutboxMessage
+from bot.core.models import Lead, MqlCycle, OutboxMessage, Touch
 from bot.core.playbook import Playbook
+from bot.core.touches import type_label
 
 
 def lead_ref(lead: Lead) -> LeadRef:
@@ -95,22 +105,103 @@ def record_results(
             )
 
 
+def owner_email(playbook: Playbook, slack_id: str, pool: str | None = None) -> str | None:
+    """A rep's email from the playbook: their entry in `pool` first, else in any pool."""
+    pools = playbook.routing.pools
+    ordered = ([pools[pool]] if pool in pools else []) + list(pools.values())
+    member = next((m for p in ordered if (m := p.member(slack_id)) is not None), None)
+    return member.email if member else None
+
+
+def build_tasks(
+    session: Session, rows: Sequence[OutboxMessage], playbook: Playbook
+) -> list[CrmTask]:
+    """One completed task per `crm.task` row, from the touch it records."""
+    tasks = []
+    for row in rows:
+        touch = session.get(Touch, row.payload["touch_id"])
+        lead = session.get(Lead, touch.lead_id) if touch else None
+        cycle = session.get(MqlCycle, touch.cycle_id) if touch else None
+        if touch is None or lead is None:
+            continue
+        tasks.append(
+            CrmTask(
+                key=str(row.id),
+                external_id=f"revbot-touch-{touch.id}",
+                lead=lead_ref(lead),
+                kind=touch.kind,
+                label=type_label(touch.kind),
+                note=touch.note,
+                owner_slack_id=touch.rep_slack_id,
+                owner_email=owner_email(
+                    playbook, touch.rep_slack_id, cycle.pool if cycle else None
+                ),
+                done_at=touch.touched_at,
+            )
+        )
+    return tasks
+
+
 def deliver_batch(
     engine: Engine, row_ids: Sequence[int], crm: CRM, playbook: Playbook, *, now: datetime
 ) -> None:
     """Write claimed CRM rows in one `apply` call (outside any transaction) and record each outcome."""
+    _deliver(
+        engine,
+        row_ids,
+        playbook,
+        lambda session, rows: build_writes(session, rows, playbook, crm.name),
+        crm.apply,
+        skipped="lead no longer exists",
+        now=now,
+    )
+
+
+def deliver_tasks(
+    engine: Engine, row_ids: Sequence[int], crm: CRM, playbook: Playbook, *, now: datetime
+) -> None:
+    """Write claimed touch-task rows in one `log_tasks` call and record each outcome."""
+    _deliver(
+        engine,
+        row_ids,
+        playbook,
+        lambda session, rows: build_tasks(session, rows, playbook),
+        crm.log_tasks,
+        skipped="touch no longer exists",
+        now=now,
+    )
+
+
+class _Keyed(Protocol):
+    @property
+    def key(self) -> str: ...
+
+
+T = TypeVar("T", bound=_Keyed)
+
+
+def _deliver(
+    engine: Engine,
+    row_ids: Sequence[int],
+    playbook: Playbook,
+    render: Callable[[Session, list[OutboxMessage]], list[T]],
+    send: Callable[[Sequence[T]], list[WriteResult]],
+    *,
+    skipped: str,
+    now: datetime,
+) -> None:
     alert_channel = playbook.channels.alerts_channel
     with transaction(engine) as session:
         rows = [r for r in (session.get(OutboxMessage, i) for i in row_ids) if r is not None]
-        writes = build_writes(session, rows, playbook, crm.name)
-        rendered = {w.key for w in writes}
+        items = render(session, rows)
+        rendered = {item.key for item in items}
         for row in rows:
             if str(row.id) not in rendered:
-                outbox.complete(session, row, now=now, result={"skipped": "lead no longer exists"})
-    if not writes:
+                outbox.complete(session, row, now=now, result={"skipped": skipped})
+    if not items:
         return
     try:
-        results = crm.apply(writes)
+        results = send(items)
     except CrmError as exc:
         with transaction(engine) as session:
             for key in rendered:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import logging
 import re
@@ -11,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
@@ -21,12 +22,14 @@ from bot.core.db import transaction
 from bot.core.delivery import Deferred, Delivered, Failed, Outcome, PostedMessage, RateLimited
 from bot.core.models import Lead, MqlCycle, OutboxMessage, SlackMessage
 from bot.core.playbook import Playbook
+from bot.core.touches import touch_count
 from bot.core.writeback import lead_ref
 from bot.views.lead_card import build_lead_card, build_owner_dm
 
 log = logging.getLogger(__name__)
 
 CARD_EVENT = "revbot_lead_card"
+DIGEST_EVENT = "revbot_digest"
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 TRANSIENT_ERRORS = {
     "internal_error",
@@ -60,6 +63,7 @@ class SlackDelivery:
             outbox.SLACK_REFRESH: self._refresh,
             outbox.SLACK_ALERT: self._alert,
             outbox.SLACK_MESSAGE: self._message,
+            outbox.SLACK_FILE: self._digest,
         }
 
     def deliver(self, row: OutboxMessage) -> Outcome:
@@ -70,7 +74,8 @@ class SlackDelivery:
         try:
             return handler(row)
         except SlackApiError as exc:
-            return _api_error(exc, posting=row.kind in (outbox.SLACK_CARD, outbox.SLACK_DM))
+            posting = row.kind in (outbox.SLACK_CARD, outbox.SLACK_DM, outbox.SLACK_FILE)
+            return _api_error(exc, posting=posting)
         except NETWORK_ERRORS as exc:
             return Failed(
                 f"Slack unreachable: {type(exc).__name__}: {exc}", retryable=True, uncertain=True
@@ -84,8 +89,13 @@ class SlackDelivery:
         if cycle is None or lead is None:
             return None
         build = build_owner_dm if dm else build_lead_card
+        touches = touch_count(session, cycle_id) if cycle.first_touch_at else 0
         return cycle, build(
-            lead, cycle, playbook=self._playbook, crm_url=self._crm.record_url(lead_ref(lead))
+            lead,
+            cycle,
+            playbook=self._playbook,
+            crm_url=self._crm.record_url(lead_ref(lead)),
+            touches=touches,
         )
 
     def _post_card(self, row: OutboxMessage) -> Outcome:
@@ -200,6 +210,67 @@ class SlackDelivery:
             unfurl_links=False,
         )
         return Delivered(result={"channel": response["channel"], "ts": response["ts"]})
+
+    def _digest(self, row: OutboxMessage) -> Outcome:
+        """The scoreboard message, then its chart uploaded with files_upload_v2 right below it.
+
+        Each step is skipped when the conversation's history shows it already happened, so a
+        retry after a failed or lost upload never posts the scoreboard twice.
+        """
+        p = row.payload
+        target = str(p["channel"])
+        if target[:1] in ("U", "W"):
+            channel_id: str | None = self._client.conversations_open(users=target)["channel"]["id"]
+        else:
+            channel_id = self._channel_id(target)
+        if channel_id is None:
+            return Failed(f"Slack channel {target} not found", retryable=False)
+        posted, shared = self._find_digest(channel_id, p, since=row.created_at)
+        if posted is None:
+            response = self._client.chat_postMessage(
+                channel=channel_id,
+                text=p["text"],
+                blocks=p["blocks"],
+                unfurl_links=False,
+                unfurl_media=False,
+                metadata={"event_type": DIGEST_EVENT, "event_payload": {"week": p["week"]}},
+            )
+            posted = str(response["ts"])
+        if not shared:
+            try:
+                self._client.files_upload_v2(
+                    channel=channel_id,
+                    file=base64.b64decode(p["png"]),
+                    filename=p["filename"],
+                    title=p["title"],
+                    initial_comment="Trend: MQLs delivered, acceptance and median time to accept.",
+                )
+            except SlackRequestError as exc:  # the upload URL refused the bytes
+                return Failed(f"Slack file upload failed: {exc}", retryable=True)
+        return Delivered(result={"channel": channel_id, "ts": posted})
+
+    def _find_digest(
+        self, channel_id: str, payload: dict[str, Any], *, since: datetime
+    ) -> tuple[str | None, bool]:
+        """The ts of this digest's message and whether its chart is shared, from recent history."""
+        page = self._client.conversations_history(
+            channel=channel_id,
+            oldest=f"{since.timestamp() - 60:.6f}",
+            include_all_metadata=True,
+            limit=200,
+        )
+        posted, shared = None, False
+        messages: list[dict[str, Any]] = page.get("messages", [])
+        for message in messages:
+            metadata = message.get("metadata") or {}
+            if (
+                metadata.get("event_type") == DIGEST_EVENT
+                and metadata.get("event_payload", {}).get("week") == payload["week"]
+            ):
+                posted = str(message["ts"])
+            names = {f.get("name") for f in message.get("files") or []}
+            shared = shared or payload["filename"] in names
+        return posted, shared
 
     def _alert(self, row: OutboxMessage) -> Outcome:
         response = self._client.chat_postMessage(

@@ -1,4 +1,4 @@
-"""Lead card listeners: Accept, Reject and Recycle buttons and their modals."""
+"""Lead card listeners: Accept, Reject, Recycle and Log touch buttons and their modals."""
 
 from __future__ import annotations
 
@@ -10,18 +10,21 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from sqlmodel import Session
 
-from bot.core import handoff
+from bot.core import handoff, touches
 from bot.core.db import transaction
 from bot.services import Services
-from bot.views.lead_card import ACCEPT, OPEN_CRM, RECYCLE, REJECT
+from bot.views.lead_card import ACCEPT, LOG_TOUCH, OPEN_CRM, RECYCLE, REJECT
 from bot.views.modals import (
     NOTE_BLOCK,
     REASON_BLOCK,
     RECYCLE_VIEW,
     REJECT_VIEW,
     REVISIT_BLOCK,
+    TOUCH_TYPE_BLOCK,
+    TOUCH_VIEW,
     build_recycle_modal,
     build_reject_modal,
+    build_touch_modal,
     cycle_id_of,
     submitted_values,
 )
@@ -68,6 +71,24 @@ def register(app: App, services: Services) -> None:
             return
         services.notify()
 
+    def modal_for(session: Session, cycle_id: int, user_id: str, action: str) -> dict[str, Any]:
+        cycle, lead = handoff.load(session, cycle_id)
+        if action == "touch":
+            touches.check_may_log(playbook, cycle, user_id)
+            types = [(code, touches.type_label(code)) for code in playbook.touches.types]
+            logged = touches.touch_count(session, cycle_id)
+            return build_touch_modal(cycle_id, lead.display_name, types, logged=logged)
+        handoff.check_may_act(playbook, cycle, user_id, action=action)
+        if action == "reject":
+            return build_reject_modal(cycle_id, lead.display_name, playbook.reasons.reject)
+        in_window = touches.in_window(session, playbook, cycle_id, now=services.clock())
+        return build_recycle_modal(
+            cycle_id,
+            lead.display_name,
+            playbook.reasons.recycle,
+            touch_rule=touches.minimum_hint(playbook, in_window or 0),
+        )
+
     def open_modal(
         body: dict[str, Any], client: WebClient, respond: Respond, *, action: str
     ) -> None:
@@ -77,15 +98,10 @@ def register(app: App, services: Services) -> None:
             return
         try:
             with transaction(services.engine) as session:
-                cycle, lead = handoff.load(session, cycle_id)
-                handoff.check_may_act(playbook, cycle, body["user"]["id"], action=action)
+                view = modal_for(session, cycle_id, body["user"]["id"], action)
         except handoff.HandoffRefused as refused:
             _ephemeral(respond, refused.message)
             return
-        if action == "reject":
-            view = build_reject_modal(cycle_id, lead.display_name, playbook.reasons.reject)
-        else:
-            view = build_recycle_modal(cycle_id, lead.display_name, playbook.reasons.recycle)
         client.views_open(trigger_id=body["trigger_id"], view=view)
 
     @app.action(REJECT)
@@ -98,11 +114,22 @@ def register(app: App, services: Services) -> None:
         ack()
         open_modal(body, client, respond, action="recycle")
 
+    @app.action(LOG_TOUCH)
+    def on_log_touch(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        ack()
+        open_modal(body, client, respond, action="touch")
+
     @app.action(OPEN_CRM)
     def on_open_crm(ack: Ack) -> None:
         ack()  # a link button: Slack opens the URL, revbot only acknowledges
 
-    def submit(ack: Ack, view: dict[str, Any], dispose: Callable[[Session, int], object]) -> None:
+    def submit(
+        ack: Ack,
+        view: dict[str, Any],
+        dispose: Callable[[Session, int], object],
+        *,
+        refused_block: str = REASON_BLOCK,
+    ) -> None:
         cycle_id = cycle_id_of(view)
         try:
             if cycle_id is None:
@@ -113,7 +140,7 @@ def register(app: App, services: Services) -> None:
             ack(response_action="errors", errors=invalid.errors)
             return
         except handoff.HandoffRefused as refused:
-            ack(response_action="errors", errors={REASON_BLOCK: refused.message})
+            ack(response_action="errors", errors={refused_block: refused.message})
             return
         ack()
         services.notify()
@@ -151,4 +178,22 @@ def register(app: App, services: Services) -> None:
                 playbook=playbook,
                 now=services.clock(),
             ),
+        )
+
+    @app.view(TOUCH_VIEW)
+    def on_touch_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        values = submitted_values(view)
+        submit(
+            ack,
+            view,
+            lambda session, cycle_id: touches.log_touch(
+                session,
+                cycle_id,
+                body["user"]["id"],
+                values.get(TOUCH_TYPE_BLOCK),
+                values.get(NOTE_BLOCK),
+                playbook=playbook,
+                now=services.clock(),
+            ),
+            refused_block=TOUCH_TYPE_BLOCK,
         )

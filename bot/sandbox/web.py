@@ -19,6 +19,7 @@ from bot.sandbox.interactions import Interactions
 from bot.sandbox.samples import sample_mqls, sandbox_users
 from bot.sandbox.workspace import OpenView, Workspace
 from bot.services import Services
+from jobs import sla as sla_job
 
 STATIC = Path(__file__).resolve().parent / "static"
 SANDBOX_DATABASE = "revbot-sandbox.db"
@@ -142,7 +143,7 @@ def _blueprint(services: Services, workspace: Workspace, interactions: Interacti
             **shown,
             modal={"id": modal.id, "view": modal.view, "errors": modal.errors} if modal else None,
             home={**home.view, "id": home.id} if home else None,
-            features={"sample_mqls": True, "sla_sweep": False, "digest": False},
+            features={"sample_mqls": True, "sla_sweep": True, "digest": False},
             commands=COMMANDS,
             notice=None,
         )
@@ -153,6 +154,9 @@ def _blueprint(services: Services, workspace: Workspace, interactions: Interacti
         kind = body.get("type")
         if kind == "sample_mqls":
             return jsonify(ok=True, **_add_samples(services))
+        if kind == "sla_sweep":
+            steps = sla_job.run(services, now=services.clock())
+            return jsonify(ok=True, steps=steps)
         user = body.get("user")
         if user not in workspace.users:
             return jsonify(ok=False, error="unknown user"), 400

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import json
+import mimetypes
 import secrets
 import threading
 import time
@@ -18,6 +20,8 @@ MAX_VIEW_BLOCKS = 100
 TRIGGER_LIFETIME_SECONDS = 3.0
 POSTS_PER_SECOND = 1.0
 POST_BURST = 3
+UPLOAD_BASE = "http://127.0.0.1:3000/sandbox"
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 
 Reply = tuple[int, dict[str, Any], dict[str, str]]
 
@@ -59,6 +63,18 @@ class Message:
     metadata: dict[str, Any] | None = None
     edited: bool = False
     reply_broadcast: bool = False
+    files: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class SharedFile:
+    """A file revbot uploaded (files.getUploadURLExternal, the upload URL, completeUploadExternal)."""
+
+    id: str
+    filename: str
+    length: int
+    data: bytes | None = None
+    title: str | None = None
 
 
 @dataclass
@@ -99,8 +115,13 @@ class Workspace:
         users: list[User],
         channels: dict[str, str],
         clock: Callable[[], float] = time.time,
+        upload_base: str = UPLOAD_BASE,
     ) -> None:
+        """`upload_base` is where the sandbox's routes are served: uploads go to
+        `{upload_base}/upload/<id>` and files are shown from `{upload_base}/files/<id>`."""
         self.bot_token = bot_token
+        self.upload_base = upload_base.rstrip("/")
+        self._files: dict[str, SharedFile] = {}
         self.users = {u.id: u for u in users}
         self.channels = dict(channels)  # name -> id
         self._clock = clock
@@ -130,6 +151,8 @@ class Workspace:
             "conversations.list": self._list,
             "conversations.open": self._open_dm,
             "users.info": self._users_info,
+            "files.getUploadURLExternal": self._get_upload_url,
+            "files.completeUploadExternal": self._complete_upload,
         }
 
     # -- the Web API ----------------------------------------------------------------------------
@@ -384,6 +407,78 @@ class Workspace:
             }
         )
 
+    def _get_upload_url(self, p: dict[str, Any]) -> Reply:
+        length = str(p.get("length") or "")
+        if not p.get("filename") or not length.isdigit() or not 0 < int(length) <= MAX_UPLOAD_BYTES:
+            return error("invalid_arguments")
+        file_id = f"F{next(self._ids):08d}"
+        self._files[file_id] = SharedFile(file_id, str(p["filename"]), int(length))
+        return ok(upload_url=f"{self.upload_base}/upload/{file_id}", file_id=file_id)
+
+    def receive_upload(self, file_id: str, data: bytes) -> bool:
+        """Take the bytes POSTed to a file's upload URL; False for an unknown or finished upload."""
+        with self._lock:
+            found = self._files.get(file_id)
+            if found is None or found.data is not None or len(data) > MAX_UPLOAD_BYTES:
+                return False
+            found.data = data
+            return True
+
+    def _complete_upload(self, p: dict[str, Any]) -> Reply:
+        items = p.get("files")
+        if isinstance(items, str):
+            try:
+                items = json.loads(items)
+            except ValueError:
+                return error("invalid_arguments")
+        if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
+            return error("invalid_arguments")
+        found = [self._files.get(str(i.get("id"))) for i in items]
+        uploads = [f for f in found if f is not None and f.data is not None]
+        if len(uploads) != len(items):
+            return error("file_not_found")
+        channel = None
+        if p.get("channel_id"):
+            channel = self.channel_id(p["channel_id"])
+            if channel is None:
+                return error("channel_not_found")
+        for item, upload in zip(items, uploads, strict=True):
+            upload.title = str(item.get("title") or upload.filename)
+        shared = [self._file_json(f) for f in uploads]
+        if channel:
+            thread_ts = p.get("thread_ts") or None
+            if thread_ts and self._find(channel, thread_ts) is None:
+                return error("thread_not_found")
+            self._messages[channel].append(
+                Message(
+                    ts=self._next_ts(),
+                    channel=channel,
+                    text=str(p.get("initial_comment") or ""),
+                    blocks=[],
+                    thread_ts=thread_ts,
+                    files=shared,
+                )
+            )
+        return ok(files=shared)
+
+    def _file_json(self, f: SharedFile) -> dict[str, Any]:
+        return {
+            "id": f.id,
+            "name": f.filename,
+            "title": f.title or f.filename,
+            "mimetype": _mimetype(f.filename),
+            "size": len(f.data or b""),
+            "url_private": f"{self.upload_base}/files/{f.id}",
+        }
+
+    def file_bytes(self, file_id: str) -> tuple[bytes, str] | None:
+        """A shared file's bytes and MIME type, for GET /sandbox/files/<id>."""
+        with self._lock:
+            found = self._files.get(file_id)
+            if found is None or found.data is None or found.title is None:
+                return None
+            return found.data, _mimetype(found.filename)
+
     # -- what the page shows ---------------------------------------------------------------------
 
     def _find(self, channel: str | None, ts: Any) -> Message | None:
@@ -402,6 +497,8 @@ class Workspace:
             data["thread_ts"] = m.thread_ts
         if m.metadata:
             data["metadata"] = m.metadata
+        if m.files:
+            data["files"] = m.files
         return data
 
     def message(self, channel: str, ts: str) -> Message | None:
@@ -424,6 +521,7 @@ class Workspace:
                     "text": m.text,
                     "blocks": m.blocks,
                     "edited": m.edited,
+                    "files": m.files or [],
                 }
 
             return {
@@ -503,6 +601,10 @@ class Workspace:
                 )
             else:
                 self.add_ephemeral(channel, user, text, blocks)
+
+
+def _mimetype(filename: str) -> str:
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
 
 def check_blocks(blocks: Any, limit: int, *, allow_empty: bool = True) -> str | None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from bot.core.durations import format_duration
 from bot.core.playbook import Playbook
+from bot.core.touches import describe_span, type_label
 from bot.views.blocks import context, escape, section
 
 
@@ -20,6 +21,7 @@ def build_help(playbook: Playbook, *, asked: str = "") -> dict[str, Any]:
         if playbook.routing.mode == "assign"
         else "Leads are *claimed*: anyone in the lead's pool may accept it; the first click wins."
     )
+    away_effect = "; new leads go to your teammates" if playbook.routing.mode == "assign" else ""
     blocks = [
         section(
             f"*revbot* posts new marketing-qualified leads in {escape(playbook.channels.pipeline)} "
@@ -30,7 +32,18 @@ def build_help(playbook: Playbook, *, asked: str = "") -> dict[str, Any]:
             "*Reject* asks for a reason and one sentence for marketing; *Recycle* asks for a reason "
             "and the date to bring the lead back."
         ),
-        section("*Commands*\n`/revbot help`: this message"),
+        section(
+            "After accepting, *Log touch* on the card records a "
+            f"{escape(_touch_types(playbook))} touch; it becomes a task in the CRM and counts "
+            "on the card." + _touch_minimum(playbook)
+        ),
+        section(
+            "*Commands*\n"
+            "`/revbot help`: this message\n"
+            "`/revbot away [until YYYY-MM-DD]`: mark yourself away until the start of that day "
+            "(or until you are back)" + away_effect + "\n"
+            "`/revbot back`: mark yourself available again"
+        ),
     ]
     word = asked.strip().split(" ", 1)[0].lower()
     if word and word != "help":
@@ -45,3 +58,19 @@ def build_help(playbook: Playbook, *, asked: str = "") -> dict[str, Any]:
         "blocks": blocks,
         "response_type": "ephemeral",
     }
+
+
+def _touch_types(playbook: Playbook) -> str:
+    labels = [type_label(code) for code in playbook.touches.types]
+    return (", ".join(labels[:-1]) + " or " + labels[-1]) if len(labels) > 1 else labels[0]
+
+
+def _touch_minimum(playbook: Playbook) -> str:
+    minimum = playbook.touches.minimum
+    if minimum is None:
+        return ""
+    labels = [r.label for r in playbook.reasons.recycle if r.code in minimum.reasons]
+    return (
+        f" Recycling for {escape(' or '.join(labels))} needs {minimum.touches} touches "
+        f"within {describe_span(minimum.within)}."
+    )

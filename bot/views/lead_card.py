@@ -12,6 +12,7 @@ from bot.views.blocks import Block, button, clip, context, escape, section, slac
 ACCEPT = "lead_accept"
 REJECT = "lead_reject"
 RECYCLE = "lead_recycle"
+LOG_TOUCH = "lead_log_touch"
 OPEN_CRM = "lead_open_crm"
 ACTIONS_BLOCK = "lead_actions"
 
@@ -64,6 +65,8 @@ def _actions(cycle: MqlCycle, crm_url: str | None) -> Block | None:
     elements: list[Block] = []
     if cycle.is_open:
         elements.append(button("Accept", ACCEPT, value=value, style="primary"))
+    if cycle.state == ACCEPTED:
+        elements.append(button("Log touch", LOG_TOUCH, value=value, style="primary"))
     if cycle.state in ("open", ACCEPTED):
         elements.append(button("Reject", REJECT, value=value, style="danger"))
         elements.append(button("Recycle", RECYCLE, value=value))
@@ -74,10 +77,24 @@ def _actions(cycle: MqlCycle, crm_url: str | None) -> Block | None:
     return {"type": "actions", "block_id": ACTIONS_BLOCK, "elements": elements}
 
 
+def _touch_line(cycle: MqlCycle, touches: int) -> str:
+    if not touches or cycle.first_touch_at is None:
+        return ""
+    return f"Touches: {touches} (first after {format_duration(cycle.first_touch_at - cycle.received_at)})"
+
+
 def build_lead_card(
-    lead: Lead, cycle: MqlCycle, *, playbook: Playbook, crm_url: str | None
+    lead: Lead,
+    cycle: MqlCycle,
+    *,
+    playbook: Playbook,
+    crm_url: str | None,
+    touches: int = 0,
 ) -> dict[str, Any]:
-    """The card for one MQL cycle, reflecting its current state; no email or phone ever appears."""
+    """The card for one MQL cycle, reflecting its current state; no email or phone ever appears.
+
+    `touches` is how many touches the owner has logged on the cycle.
+    """
     tier = playbook.tier(cycle.tier)
     icon = _tier_icon(playbook, cycle.tier)
     name = escape(lead.display_name)
@@ -120,6 +137,9 @@ def build_lead_card(
     status = _status_line(cycle, playbook)
     if status:
         blocks.append(section(status))
+    touch_line = _touch_line(cycle, touches)
+    if touch_line:
+        blocks.append(context(touch_line))
     actions = _actions(cycle, crm_url)
     if actions:
         blocks.append(actions)
@@ -136,10 +156,15 @@ def build_lead_card(
 
 
 def build_owner_dm(
-    lead: Lead, cycle: MqlCycle, *, playbook: Playbook, crm_url: str | None
+    lead: Lead,
+    cycle: MqlCycle,
+    *,
+    playbook: Playbook,
+    crm_url: str | None,
+    touches: int = 0,
 ) -> dict[str, Any]:
     """The DM a rep gets when a lead of the hottest tier is assigned to them."""
-    card = build_lead_card(lead, cycle, playbook=playbook, crm_url=crm_url)
+    card = build_lead_card(lead, cycle, playbook=playbook, crm_url=crm_url, touches=touches)
     intro = section(
         f":rotating_light: A {escape(playbook.tier(cycle.tier).display.lower())} lead was assigned to you."
     )

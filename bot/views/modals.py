@@ -1,4 +1,4 @@
-"""Modals for rejecting and recycling a lead."""
+"""Modals for rejecting and recycling a lead, and for logging a touch on it."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import json
 from typing import Any
 
 from bot.core.playbook import Reason
-from bot.views.blocks import Block, clip, mrkdwn, option, plain
+from bot.views.blocks import Block, clip, context, escape, mrkdwn, option, plain
 
 REJECT_VIEW = "lead_reject_modal"
 RECYCLE_VIEW = "lead_recycle_modal"
+TOUCH_VIEW = "lead_touch_modal"
 REASON_BLOCK, NOTE_BLOCK, REVISIT_BLOCK = "reason", "note", "revisit_on"
+TOUCH_TYPE_BLOCK = "touch_type"
 VALUE = "value"
 
 
@@ -80,18 +82,26 @@ def build_reject_modal(cycle_id: int, lead_name: str, reasons: list[Reason]) -> 
     )
 
 
-def build_recycle_modal(cycle_id: int, lead_name: str, reasons: list[Reason]) -> dict[str, Any]:
-    """Ask for a reason code and a revisit date before recycling to marketing."""
+def build_recycle_modal(
+    cycle_id: int, lead_name: str, reasons: list[Reason], *, touch_rule: str | None = None
+) -> dict[str, Any]:
+    """Ask for a reason code and a revisit date before recycling to marketing (with the touch
+    minimum, when the playbook has one, stated up front)."""
+    intro: list[Block] = [
+        {
+            "type": "section",
+            "text": mrkdwn(f"Recycling *{clip(lead_name, 200)}* back to marketing nurture."),
+        }
+    ]
+    if touch_rule:
+        intro.append(context(touch_rule))
     return _modal(
         RECYCLE_VIEW,
         "Recycle lead",
         "Recycle",
         cycle_id,
         [
-            {
-                "type": "section",
-                "text": mrkdwn(f"Recycling *{clip(lead_name, 200)}* back to marketing nurture."),
-            },
+            *intro,
             _reason_input(reasons, "Reason"),
             {
                 "type": "input",
@@ -106,6 +116,37 @@ def build_recycle_modal(cycle_id: int, lead_name: str, reasons: list[Reason]) ->
             _note_input(
                 "Note", optional=True, hint="Anything marketing should know for the next touch."
             ),
+        ],
+    )
+
+
+def build_touch_modal(
+    cycle_id: int, lead_name: str, types: list[tuple[str, str]], *, logged: int = 0
+) -> dict[str, Any]:
+    """Ask what kind of touch was made (from the playbook's `(code, label)` types) and an optional note."""
+    so_far = f" ({logged} logged so far)" if logged else ""
+    return _modal(
+        TOUCH_VIEW,
+        "Log touch",
+        "Log touch",
+        cycle_id,
+        [
+            {
+                "type": "section",
+                "text": mrkdwn(f"Logging a touch on *{escape(clip(lead_name, 200))}*{so_far}."),
+            },
+            {
+                "type": "input",
+                "block_id": TOUCH_TYPE_BLOCK,
+                "label": plain("Touch"),
+                "element": {
+                    "type": "static_select",
+                    "action_id": VALUE,
+                    "placeholder": plain("Pick a touch type"),
+                    "options": [option(label, code) for code, label in types][:100],
+                },
+            },
+            _note_input("Note", optional=True, hint="What happened: voicemail, reply, next step…"),
         ],
     )
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import json
+import mimetypes
 import re
 import threading
 import time
@@ -21,13 +23,13 @@ DEFAULT_CHANNELS = {
     "deal-support": "C0DEALSUP",
     "revops-alerts": "C0ALERTS",
 }
-JSON_FIELDS = ("blocks", "metadata", "view", "attachments")
+JSON_FIELDS = ("blocks", "metadata", "view", "attachments", "files")
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
 _CONVERSATION_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 
-Reply = tuple[int, dict[str, Any] | str, dict[str, str]]
+Reply = tuple[int, dict[str, Any] | str | bytes, dict[str, str]]
 
 
 @dataclass
@@ -38,6 +40,19 @@ class Recorded:
     params: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
     path: str = ""
+    body: bytes = b""
+
+
+@dataclass
+class UploadedFile:
+    """A file uploaded through files.getUploadURLExternal and the upload URL."""
+
+    id: str
+    filename: str
+    length: int
+    data: bytes | None = None
+    title: str | None = None
+    shared_to: list[str] = field(default_factory=list)
 
 
 def _ok(**data: Any) -> Reply:
@@ -88,6 +103,9 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(payload, dict):
             data = json.dumps(payload).encode()
             content_type = "application/json; charset=utf-8"
+        elif isinstance(payload, bytes):
+            extra = dict(extra)
+            data, content_type = payload, extra.pop("Content-Type", "application/octet-stream")
         else:
             data = str(payload).encode()
             content_type = "text/plain; charset=utf-8"
@@ -102,6 +120,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # The default backlog of 5 refuses connections when many clients post at once.
+    request_queue_size = 128
 
     def __init__(self, fake: FakeSlack) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
@@ -139,6 +159,9 @@ class FakeSlack:
         self._drops: dict[str, int] = {}
         self._buckets: dict[str, tuple[float, float]] = {}
         self._last_micros = 1_700_000_000 * 1_000_000
+        self._files: dict[str, UploadedFile] = {}
+        self._request_host = ""
+        self._file_ids = itertools.count(1)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._methods: dict[str, Callable[[dict[str, Any]], Reply]] = {
@@ -156,6 +179,8 @@ class FakeSlack:
             "conversations.replies": self._conversations_replies,
             "conversations.open": self._conversations_open,
             "users.info": self._users_info,
+            "files.getUploadURLExternal": self._files_get_upload_url,
+            "files.completeUploadExternal": self._files_complete_upload,
         }
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -283,6 +308,17 @@ class FakeSlack:
         with self._lock:
             return copy.deepcopy(list(self._views.values()))
 
+    def uploaded(self, file_id: str) -> UploadedFile | None:
+        """A file started with files.getUploadURLExternal (its bytes once uploaded)."""
+        with self._lock:
+            found = self._files.get(file_id)
+            return copy.deepcopy(found) if found else None
+
+    def file_bytes(self, file_id: str) -> bytes | None:
+        """The bytes uploaded for a file, as GET /files/<id> serves them."""
+        found = self.uploaded(file_id)
+        return found.data if found else None
+
     def home_view(self, user_id: str) -> dict[str, Any] | None:
         """The Home tab last published for a user via views.publish, if any."""
         with self._lock:
@@ -292,6 +328,8 @@ class FakeSlack:
 
     def _handle(self, raw_path: str, headers: dict[str, str], body: bytes) -> Reply | None:
         parts = urlsplit(raw_path)
+        if parts.path.startswith(("/upload/", "/files/")):
+            return self._file_route(parts.path, headers, body)
         params: dict[str, Any] = dict(parse_qsl(parts.query))
         bad_json = False
         if body:
@@ -315,7 +353,8 @@ class FakeSlack:
         else:
             method = parts.path
         with self._lock:
-            self._requests.append(Recorded(method, params, headers, parts.path))
+            self._request_host = headers.get("host", "")
+            self._requests.append(Recorded(method, params, headers, parts.path, body))
             # A scheduled drop comes before scheduled failures, so tests can say "lose the
             # next response, then fail the rest".
             if self._drops.get(method):
@@ -348,6 +387,29 @@ class FakeSlack:
         if bad_json:
             return _err("invalid_json")
         return handler(params)
+
+    def _file_route(self, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        """The upload URL (POST: the file's raw bytes, as files_upload_v2 sends them) and GET /files/<id>."""
+        kind, _, file_id = path.strip("/").partition("/")
+        with self._lock:
+            method = "upload" if kind == "upload" else "files.get"
+            recorded = Recorded(
+                method, {"file_id": file_id, "size": len(body)}, headers, path, body
+            )
+            self._requests.append(recorded)
+            faults = self._faults.get(method)
+            if faults:
+                return faults.pop(0)
+            found = self._files.get(file_id)
+            if kind == "upload":
+                if found is None or found.data is not None:
+                    return 404, "no such upload", {}
+                found.data = body
+                return 200, f"OK - {len(body)}", {}
+            if found is None or found.data is None or not found.shared_to:
+                return 404, "file_not_found", {}
+            mimetype = mimetypes.guess_type(found.filename)[0] or "application/octet-stream"
+            return 200, found.data, {"Content-Type": mimetype}
 
     # -- helpers (called with the lock held) --------------------------------------------------
 
@@ -562,6 +624,62 @@ class FakeSlack:
         if not _USER_ID.fullmatch(users):
             return _err("user_not_found")
         return _ok(channel={"id": "D" + users[1:]}, no_op=False, already_open=False)
+
+    def _files_get_upload_url(self, params: dict[str, Any]) -> Reply:
+        filename = params.get("filename")
+        length = str(params.get("length") or "")
+        if not filename or not length.isdigit() or int(length) <= 0:
+            return _err("invalid_arguments")
+        file_id = f"F{next(self._file_ids):08d}"
+        self._files[file_id] = UploadedFile(file_id, str(filename), int(length))
+        # The upload URL is on this server, at the host and port the client reached it by.
+        base = f"http://{self._request_host}" if self._request_host else self.base
+        return _ok(upload_url=f"{base}/upload/{file_id}", file_id=file_id)
+
+    def _files_complete_upload(self, params: dict[str, Any]) -> Reply:
+        files = params.get("files")
+        if not isinstance(files, list) or not files:
+            return _err("invalid_arguments")
+        found = [self._files.get(str(f.get("id"))) for f in files if isinstance(f, dict)]
+        if len(found) != len(files) or any(f is None or f.data is None for f in found):
+            return _err("file_not_found")
+        channel = None
+        if params.get("channel_id"):
+            channel = self._resolve_channel(params["channel_id"])
+            if channel is None:
+                return _err("channel_not_found")
+        shared = []
+        for item, upload in zip(files, found, strict=True):
+            assert upload is not None
+            upload.title = item.get("title") or upload.filename
+            if channel:
+                upload.shared_to.append(channel)
+            shared.append(self._file_json(upload))
+        if channel:
+            message = {
+                "ts": self._next_ts(),
+                "channel": channel,
+                "text": params.get("initial_comment") or "",
+                "blocks": [],
+                "metadata": None,
+                "thread_ts": params.get("thread_ts"),
+                "user": "UBOT",
+                "bot_id": "BBOT",
+                "files": shared,
+            }
+            self._messages.setdefault(channel, []).append(message)
+        return _ok(files=shared)
+
+    def _file_json(self, upload: UploadedFile) -> dict[str, Any]:
+        return {
+            "id": upload.id,
+            "name": upload.filename,
+            "title": upload.title,
+            "mimetype": mimetypes.guess_type(upload.filename)[0] or "application/octet-stream",
+            "size": len(upload.data or b""),
+            "url_private": f"{self.base}/files/{upload.id}",
+            "channels": list(upload.shared_to),
+        }
 
     def _users_info(self, params: dict[str, Any]) -> Reply:
         user_id = str(params.get("user") or "")

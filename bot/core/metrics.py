@@ -1,0 +1,712 @@
+"""The weekly scoreboard: handoff figures of one week and the weeks before it, computed in SQL.
+
+Definitions (every figure is about the MQL cycles *received* in the week):
+
+- A week runs from Monday 00:00 to the next Monday 00:00 in the team's timezone (ISO week), so
+  a week around a DST change is 167 or 169 hours long.
+- MQLs delivered: cycles whose `received_at` falls in the week.
+- Responded: cycles someone acted on (`accepted_at` or `closed_at` set). Both rates share this
+  denominator, so a week's open leads never dilute them:
+  acceptance rate = accepted (`accepted_at` set) / responded;
+  rejection rate = rejected (state `rejected`) / responded. A lead accepted and later
+  rejected counts in both, so the two may add up to more than 100%.
+- Time to accept: `accepted_at - received_at` (wall clock), median and p90.
+- Time to first touch: `first_touch_at - accepted_at`, median and p90.
+- Percentiles interpolate linearly between the two nearest values (PostgreSQL's
+  `percentile_cont`); the median of 4 values is the mean of the middle two.
+- SLA compliance (per tier and overall): met / decided, where met means the first response
+  (`accepted_at`, else `closed_at`) came at or before `sla_due_at`, and decided adds the open
+  cycles already past `sla_due_at` at `now` (misses). Open cycles still inside their SLA at
+  `now` are not counted yet.
+- Top reasons: counts of `reason_code` among the week's rejected and recycled cycles.
+- Per rep (the cycle's owner): cycles owned, accepted, median time to accept, SLA compliance,
+  rejected, recycled.
+- Nudges, escalations, reassignments, limbo alerts: SLA events *created* in the week.
+- A rate with a zero denominator is None ("no data"), never a division by zero.
+
+Every query filters on the weeks it reports on and returns aggregates only: percentiles are
+PostgreSQL's `percentile_cont`, and on SQLite (which has none) a window function ranks the rows
+and only the one or two rows around each rank come back. Nothing loads a table into Python.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
+from sqlmodel import Session, col
+
+from bot.core.models import RECYCLED, REJECTED, Lead, MqlCycle, SlaEvent
+from bot.core.playbook import DigestTargets, Playbook
+
+ISO_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+SLA_EVENT_KINDS = ("nudge", "escalate", "reassign", "limbo", "unassigned")
+TOP_REASONS = 3
+MEDIAN, P90 = (1, 2), (9, 10)  # percentiles as exact fractions, so ranks match SQL's integer math
+
+
+@dataclass(frozen=True)
+class Week:
+    """One ISO week in the team's timezone; `start` and `end` are UTC instants."""
+
+    label: str
+    monday: date
+    start: datetime
+    end: datetime
+
+
+def week_of(playbook: Playbook, monday: date) -> Week:
+    """The week starting on `monday` (a date in the team's timezone)."""
+    zone = playbook.zone
+    start = datetime.combine(monday, time(0), tzinfo=zone).astimezone(UTC)
+    end = datetime.combine(monday + timedelta(days=7), time(0), tzinfo=zone).astimezone(UTC)
+    year, number, _ = monday.isocalendar()
+    return Week(f"{year}-W{number:02d}", monday, start, end)
+
+
+def week_bounds(playbook: Playbook, when: str | datetime) -> Week:
+    """The week named "YYYY-Www", or the week an aware datetime falls in (team's timezone)."""
+    if isinstance(when, datetime):
+        local = when.astimezone(playbook.zone).date()
+        return week_of(playbook, local - timedelta(days=local.weekday()))
+    match = ISO_WEEK.match(when.strip())
+    if match is None:
+        raise ValueError(f"{when!r} is not an ISO week; write it as YYYY-Www, e.g. 2026-W47")
+    year, number = int(match[1]), int(match[2])
+    try:
+        return week_of(playbook, date.fromisocalendar(year, number, 1))
+    except ValueError:
+        raise ValueError(
+            f"{year} has no week {number}; ISO weeks run from W01 to W52 or W53"
+        ) from None
+
+
+def last_complete_week(playbook: Playbook, now: datetime) -> Week:
+    """The most recent week that has ended by `now` (what a Monday-morning digest reports)."""
+    current = week_bounds(playbook, now)
+    return week_of(playbook, current.monday - timedelta(days=7))
+
+
+def ratio(part: int, whole: int) -> float | None:
+    """part / whole, or None when there is nothing to divide by."""
+    return part / whole if whole else None
+
+
+@dataclass(frozen=True)
+class Quantiles:
+    """Median and p90 of a duration, in seconds (None without data)."""
+
+    median: float | None = None
+    p90: float | None = None
+    count: int = 0
+
+
+@dataclass(frozen=True)
+class TierSla:
+    """SLA compliance of one tier in one week."""
+
+    tier: str
+    label: str
+    met: int
+    decided: int
+
+    @property
+    def rate(self) -> float | None:
+        """met / decided."""
+        return ratio(self.met, self.decided)
+
+
+@dataclass(frozen=True)
+class ReasonCount:
+    """How often one reject or recycle reason was given."""
+
+    code: str
+    label: str
+    count: int
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    """MQLs of one lead source and how sales responded to them."""
+
+    source: str
+    mqls: int
+    accepted: int
+    responded: int
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        """accepted / responded."""
+        return ratio(self.accepted, self.responded)
+
+
+@dataclass(frozen=True)
+class WeekFigures:
+    """Everything the scoreboard says about one week."""
+
+    week: Week
+    mqls: int = 0
+    responded: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    recycled: int = 0
+    open: int = 0
+    time_to_accept: Quantiles = Quantiles()
+    time_to_first_touch: Quantiles = Quantiles()
+    sla: list[TierSla] = field(default_factory=list)
+    sla_events: dict[str, int] = field(default_factory=dict)
+    reject_reasons: list[ReasonCount] = field(default_factory=list)
+    recycle_reasons: list[ReasonCount] = field(default_factory=list)
+    sources: list[SourceRow] = field(default_factory=list)
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        """accepted / responded."""
+        return ratio(self.accepted, self.responded)
+
+    @property
+    def rejection_rate(self) -> float | None:
+        """rejected / responded."""
+        return ratio(self.rejected, self.responded)
+
+    @property
+    def sla_met(self) -> int:
+        """Cycles that got their first response within the SLA, all tiers."""
+        return sum(t.met for t in self.sla)
+
+    @property
+    def sla_decided(self) -> int:
+        """Cycles whose SLA outcome is known (responded, or open past due), all tiers."""
+        return sum(t.decided for t in self.sla)
+
+    @property
+    def sla_rate(self) -> float | None:
+        """SLA compliance over all tiers."""
+        return ratio(self.sla_met, self.sla_decided)
+
+    def source(self, name: str) -> SourceRow | None:
+        """The row of one lead source, if it had MQLs this week."""
+        return next((s for s in self.sources if s.source == name), None)
+
+    def tier(self, name: str) -> TierSla | None:
+        """The SLA figures of one tier."""
+        return next((t for t in self.sla if t.tier == name), None)
+
+
+@dataclass(frozen=True)
+class RepRow:
+    """One rep's week (as the owner of the week's cycles)."""
+
+    slack_id: str
+    owned: int
+    accepted: int
+    rejected: int
+    recycled: int
+    sla_met: int
+    sla_decided: int
+    median_accept: float | None
+
+    @property
+    def sla_rate(self) -> float | None:
+        """The rep's SLA compliance."""
+        return ratio(self.sla_met, self.sla_decided)
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    """One week of the trend chart."""
+
+    week: Week
+    mqls: int
+    acceptance_rate: float | None
+    median_accept: float | None
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """CRM outcomes of a week's MQLs: conversion to SQL, pipeline created, win rate."""
+
+    sqls: int
+    mql_to_sql: float | None
+    pipeline_created: float
+    win_rate: float | None
+    pipeline_by_source: dict[str, float] = field(default_factory=dict)
+    win_rate_by_source: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """A figure on the wrong side of its playbook target."""
+
+    key: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Scoreboard:
+    """The week, the week before (for changes), the per-rep table and the trend."""
+
+    current: WeekFigures
+    previous: WeekFigures
+    reps: list[RepRow]
+    trend: list[TrendPoint]
+    targets: DigestTargets
+    outcomes: Outcomes | None = None
+    previous_outcomes: Outcomes | None = None
+
+    @property
+    def alarms(self) -> list[Alarm]:
+        """Targets missed this week: volume and acceptance below, rejection above, SLA below."""
+        t, week = self.targets, self.current
+        found: list[Alarm] = []
+        if t.weekly_mqls is not None and week.mqls < t.weekly_mqls:
+            found.append(
+                Alarm(
+                    "mqls",
+                    f"{week.mqls:,} MQLs delivered, below the commitment of {t.weekly_mqls:,}",
+                )
+            )
+        if week.acceptance_rate is not None and week.acceptance_rate < t.acceptance_min:
+            found.append(
+                Alarm(
+                    "acceptance",
+                    f"acceptance {_pct(week.acceptance_rate)} is below the {_pct(t.acceptance_min)} target",
+                )
+            )
+        if week.rejection_rate is not None and week.rejection_rate > t.rejection_max:
+            found.append(
+                Alarm(
+                    "rejection",
+                    f"rejection {_pct(week.rejection_rate)} is above the {_pct(t.rejection_max)} limit",
+                )
+            )
+        for tier in week.sla:
+            if tier.rate is not None and tier.rate < t.sla_compliance_min:
+                found.append(
+                    Alarm(
+                        f"sla:{tier.tier}",
+                        f"{tier.label} SLA compliance {_pct(tier.rate)} is below the "
+                        f"{_pct(t.sla_compliance_min)} target",
+                    )
+                )
+        return found
+
+
+def _pct(rate: float) -> str:
+    return f"{rate * 100:.0f}%"
+
+
+def weekly_scoreboard(
+    session: Session,
+    playbook: Playbook,
+    week: Week | datetime,
+    *,
+    now: datetime,
+    weeks: int | None = None,
+) -> Scoreboard:
+    """The scoreboard of `week` (a Week, or its start), with `weeks` weeks of trend up to it."""
+    if isinstance(week, datetime):
+        week = week_bounds(playbook, week)
+    span = max(weeks or playbook.digest.weeks, 2)
+    window = [week_of(playbook, week.monday - timedelta(days=7 * k)) for k in range(span)]
+    q = _Queries(session, window, now)
+    counts = q.cycle_counts()
+    accept_times, touch_times = q.durations()
+    events, sources = q.sla_events(), q.sources()
+
+    def figures(k: int) -> WeekFigures:
+        return _week_figures(
+            playbook,
+            window[k],
+            counts.get(k, []),
+            accept_times.get(k, Quantiles()),
+            touch_times.get(k, Quantiles()),
+            events.get(k, {}),
+            sources.get(k, []),
+        )
+
+    current, previous = figures(0), figures(1)
+    trend = []
+    for k in reversed(range(span)):
+        rows = counts.get(k, [])
+        trend.append(
+            TrendPoint(
+                window[k],
+                sum(r["n"] for r in rows),
+                ratio(sum(r["accepted"] for r in rows), sum(r["responded"] for r in rows)),
+                accept_times.get(k, Quantiles()).median,
+            )
+        )
+    return Scoreboard(
+        current=current,
+        previous=previous,
+        reps=q.reps(),
+        trend=trend,
+        targets=playbook.digest.targets,
+        outcomes=crm_outcomes(session, window[0]),
+        previous_outcomes=crm_outcomes(session, window[1]),
+    )
+
+
+def crm_outcomes(session: Session, week: Week) -> Outcomes | None:
+    """CRM outcomes of the week's MQLs; None until a CRM outcomes table exists to read them from.
+
+    The Salesforce/HubSpot integration brings opportunity data (SQL date, amount, stage, won);
+    this is the one place that will read it, bounded by the week like the other figures.
+    """
+    return None
+
+
+def _week_figures(
+    playbook: Playbook,
+    week: Week,
+    rows: list[dict[str, Any]],
+    accept: Quantiles,
+    touch: Quantiles,
+    events: dict[str, int],
+    sources: list[SourceRow],
+) -> WeekFigures:
+    def total(key: str, state: str | None = None) -> int:
+        return sum(r[key] for r in rows if state is None or r["state"] == state)
+
+    sla = []
+    for tier in playbook.tiers_by_rank:
+        mine = [r for r in rows if r["tier"] == tier.name]
+        sla.append(
+            TierSla(
+                tier.name,
+                tier.display,
+                sum(r["met"] for r in mine),
+                sum(r["decided"] for r in mine),
+            )
+        )
+    # Cycles of a tier since removed from the playbook still count, under their stored name.
+    known = {t.name for t in playbook.tiers}
+    for name in sorted({r["tier"] for r in rows} - known):
+        mine = [r for r in rows if r["tier"] == name]
+        sla.append(
+            TierSla(name, name, sum(r["met"] for r in mine), sum(r["decided"] for r in mine))
+        )
+    return WeekFigures(
+        week=week,
+        mqls=total("n"),
+        responded=total("responded"),
+        accepted=total("accepted"),
+        rejected=total("n", REJECTED),
+        recycled=total("n", RECYCLED),
+        open=total("n", "open"),
+        time_to_accept=accept,
+        time_to_first_touch=touch,
+        sla=sla,
+        sla_events={kind: events.get(kind, 0) for kind in SLA_EVENT_KINDS},
+        reject_reasons=_reasons(playbook, "reject", rows, REJECTED),
+        recycle_reasons=_reasons(playbook, "recycle", rows, RECYCLED),
+        sources=sources,
+    )
+
+
+def _reasons(
+    playbook: Playbook, kind: str, rows: list[dict[str, Any]], state: str
+) -> list[ReasonCount]:
+    counts: dict[str, int] = defaultdict(int)
+    for r in rows:
+        if r["state"] == state:
+            counts[r["reason_code"] or "unspecified"] += r["n"]
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:TOP_REASONS]
+    out = []
+    for code, count in ranked:
+        reason = playbook.reason(kind, code)
+        out.append(ReasonCount(code, reason.label if reason else code, count))
+    return out
+
+
+def _seconds(dialect: str, end: Any, start: Any) -> ColumnElement[Any]:
+    """Seconds from `start` to `end` (SQLite stores UTC datetimes as text)."""
+    if dialect == "postgresql":
+        return func.date_part("epoch", col(end) - col(start))  # float8; EXTRACT gives numeric
+    return (func.julianday(col(end)) - func.julianday(col(start))) * 86400.0
+
+
+def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return case((condition, 1), else_=0)
+
+
+class _Queries:
+    """The scoreboard's SQL, over a window of weeks (index 0 = the reported week, 1 = the one before)."""
+
+    def __init__(self, session: Session, window: list[Week], now: datetime) -> None:
+        self.session = session
+        self.window = window
+        self.now = now
+        self.dialect = session.get_bind().dialect.name
+
+    def _bucket(self, column: Any, weeks: int) -> ColumnElement[int]:
+        # Weeks are not all 7 x 24 h (DST), so each row is placed by comparing with the real bounds.
+        whens = [(col(column) >= self.window[k].start, k) for k in range(weeks - 1)]
+        return case(*whens, else_=weeks - 1) if whens else literal(0)
+
+    def _in(self, column: Any, weeks: int) -> ColumnElement[bool]:
+        return and_(col(column) >= self.window[weeks - 1].start, col(column) < self.window[0].end)
+
+    def _first_response(self) -> ColumnElement[Any]:
+        return func.coalesce(col(MqlCycle.accepted_at), col(MqlCycle.closed_at))
+
+    def _sla_flags(self) -> list[Any]:
+        first = self._first_response()
+        return [
+            _flag(first <= col(MqlCycle.sla_due_at)).label("met"),
+            _flag(or_(first.is_not(None), col(MqlCycle.sla_due_at) < self.now)).label("decided"),
+        ]
+
+    def _responded(self) -> ColumnElement[int]:
+        return _flag(
+            or_(col(MqlCycle.accepted_at).is_not(None), col(MqlCycle.closed_at).is_not(None))
+        )
+
+    def cycle_counts(self) -> dict[int, list[dict[str, Any]]]:
+        """Per week, tier, state and reason: cycles, accepted, responded, SLA met and decided."""
+        weeks = len(self.window)
+        # Grouping on a subquery's column: PostgreSQL would not match a CASE with bound
+        # parameters in GROUP BY against the same CASE in the select list.
+        rows = (
+            select(
+                self._bucket(MqlCycle.received_at, weeks).label("bucket"),
+                col(MqlCycle.tier).label("tier"),
+                col(MqlCycle.state).label("state"),
+                col(MqlCycle.reason_code).label("reason_code"),
+                _flag(col(MqlCycle.accepted_at).is_not(None)).label("accepted"),
+                self._responded().label("responded"),
+                *self._sla_flags(),
+            )
+            .where(self._in(MqlCycle.received_at, weeks))
+            .subquery()
+        )
+        keys = [rows.c.bucket, rows.c.tier, rows.c.state, rows.c.reason_code]
+        sums = ("accepted", "responded", "met", "decided")
+        stmt = select(
+            *keys, func.count().label("n"), *(func.sum(rows.c[s]).label(s) for s in sums)
+        ).group_by(*keys)
+        out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for row in self.session.execute(stmt).mappings():
+            found = dict(row)
+            for name in ("n", *sums):
+                found[name] = _int(found[name])
+            out[int(row["bucket"])].append(found)
+        return out
+
+    def durations(self) -> tuple[dict[int, Quantiles], dict[int, Quantiles]]:
+        """Time to accept for every week of the window, time to first touch for the last two."""
+        accept = _seconds(self.dialect, MqlCycle.accepted_at, MqlCycle.received_at)
+        touch = _seconds(self.dialect, MqlCycle.first_touch_at, MqlCycle.accepted_at)
+        if self.dialect != "postgresql":
+            return self.quantiles(accept), self.quantiles(touch, recent=True)
+        # One pass: percentile_cont and count skip NULLs, so touches of older weeks drop out.
+        weeks = len(self.window)
+        recent = col(MqlCycle.received_at) >= self.window[1].start
+        rows = (
+            select(
+                self._bucket(MqlCycle.received_at, weeks).label("g"),
+                accept.label("a"),
+                case((recent, touch)).label("t"),
+            )
+            .where(self._in(MqlCycle.received_at, weeks), col(MqlCycle.accepted_at).is_not(None))
+            .subquery()
+        )
+        stmt = select(
+            rows.c.g,
+            *(
+                agg
+                for v in (rows.c.a, rows.c.t)
+                for agg in (
+                    func.count(v),
+                    *(func.percentile_cont(n / d).within_group(v) for n, d in (MEDIAN, P90)),
+                )
+            ),
+        ).group_by(rows.c.g)
+        accepted: dict[int, Quantiles] = {}
+        touched: dict[int, Quantiles] = {}
+        for g, na, a50, a90, nt, t50, t90 in self.session.execute(stmt).all():
+            if na:
+                accepted[int(g)] = Quantiles(_round(a50), _round(a90), int(na))
+            if nt:
+                touched[int(g)] = Quantiles(_round(t50), _round(t90), int(nt))
+        return accepted, touched
+
+    def quantiles(self, value: ColumnElement[Any], *, recent: bool = False) -> dict[int, Quantiles]:
+        """Median and p90 of `value` per week (only the reported and previous week if `recent`)."""
+        weeks = 2 if recent else len(self.window)
+        bucket = self._bucket(MqlCycle.received_at, weeks)
+        found = _percentiles(
+            self.session,
+            bucket,
+            value,
+            self._in(MqlCycle.received_at, weeks),
+        )
+        return {
+            k: Quantiles(_round(v.get(MEDIAN)), _round(v.get(P90)), n)
+            for k, (n, v) in found.items()
+        }
+
+    def sla_events(self) -> dict[int, dict[str, int]]:
+        """SLA events created in the reported and previous week, by kind."""
+        rows = (
+            select(
+                self._bucket(SlaEvent.created_at, 2).label("bucket"),
+                col(SlaEvent.kind).label("kind"),
+            )
+            .where(self._in(SlaEvent.created_at, 2))
+            .subquery()
+        )
+        stmt = select(rows.c.bucket, rows.c.kind, func.count()).group_by(rows.c.bucket, rows.c.kind)
+        out: dict[int, dict[str, int]] = defaultdict(dict)
+        for k, kind, n in self.session.execute(stmt).all():
+            out[int(k)][kind] = int(n)
+        return out
+
+    def sources(self) -> dict[int, list[SourceRow]]:
+        """MQLs by lead source, most first, for the reported and previous week."""
+        rows = (
+            select(
+                self._bucket(MqlCycle.received_at, 2).label("bucket"),
+                func.coalesce(col(Lead.lead_source), "(none)").label("source"),
+                _flag(col(MqlCycle.accepted_at).is_not(None)).label("accepted"),
+                self._responded().label("responded"),
+            )
+            .select_from(MqlCycle)
+            .join(Lead, col(Lead.id) == col(MqlCycle.lead_id))
+            .where(self._in(MqlCycle.received_at, 2))
+            .subquery()
+        )
+        stmt = select(
+            rows.c.bucket,
+            rows.c.source,
+            func.count(),
+            func.sum(rows.c.accepted),
+            func.sum(rows.c.responded),
+        ).group_by(rows.c.bucket, rows.c.source)
+        found: dict[int, list[SourceRow]] = defaultdict(list)
+        for k, name, n, accepted, responded in self.session.execute(stmt).all():
+            found[int(k)].append(SourceRow(str(name), int(n), _int(accepted), _int(responded)))
+        return {k: sorted(v, key=lambda r: (-r.mqls, r.source)) for k, v in found.items()}
+
+    def reps(self) -> list[RepRow]:
+        """The reported week per owner, most accepted first."""
+        week = self._in(MqlCycle.received_at, 1)
+        owner: Any = col(MqlCycle.owner_slack_id)
+        rows = (
+            select(
+                owner.label("owner"),
+                _flag(col(MqlCycle.accepted_at).is_not(None)).label("accepted"),
+                _flag(col(MqlCycle.state) == REJECTED).label("rejected"),
+                _flag(col(MqlCycle.state) == RECYCLED).label("recycled"),
+                *self._sla_flags(),
+            )
+            .where(week, owner.is_not(None))
+            .subquery()
+        )
+        sums = ("accepted", "rejected", "recycled", "met", "decided")
+        stmt = select(
+            rows.c.owner, func.count().label("n"), *(func.sum(rows.c[s]).label(s) for s in sums)
+        ).group_by(rows.c.owner)
+        value = _seconds(self.dialect, MqlCycle.accepted_at, MqlCycle.received_at)
+        medians = _percentiles(
+            self.session,
+            owner,
+            value,
+            and_(week, owner.is_not(None)),
+            fractions=(MEDIAN,),
+        )
+        reps = []
+        for row in self.session.execute(stmt).mappings():
+            slack_id = str(row["owner"])
+            _, found = medians.get(slack_id, (0, {}))
+            reps.append(
+                RepRow(
+                    slack_id,
+                    _int(row["n"]),
+                    _int(row["accepted"]),
+                    _int(row["rejected"]),
+                    _int(row["recycled"]),
+                    _int(row["met"]),
+                    _int(row["decided"]),
+                    _round(found.get(MEDIAN)),
+                )
+            )
+        return sorted(reps, key=lambda r: (-r.accepted, -r.owned, r.slack_id))
+
+
+Fraction = tuple[int, int]
+
+
+def _percentiles(
+    session: Session,
+    group: ColumnElement[Any],
+    value: ColumnElement[Any],
+    where: ColumnElement[bool],
+    fractions: tuple[Fraction, ...] = (MEDIAN, P90),
+) -> dict[Any, tuple[int, dict[Fraction, float]]]:
+    """Per group: how many values, and their percentiles with linear interpolation, all in SQL."""
+    rows = select(group.label("g"), value.label("v")).where(where, value.is_not(None)).subquery()
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = select(
+            rows.c.g,
+            func.count(),
+            *(func.percentile_cont(num / den).within_group(rows.c.v) for num, den in fractions),
+        ).group_by(rows.c.g)
+        return {
+            g: (int(n), {f: float(v) for f, v in zip(fractions, found, strict=True)})
+            for g, n, *found in session.execute(stmt).all()
+        }
+    return _ranked_percentiles(session, rows, fractions)
+
+
+def _ranked_percentiles(
+    session: Session, rows: Any, fractions: tuple[Fraction, ...]
+) -> dict[Any, tuple[int, dict[Fraction, float]]]:
+    """SQLite has no percentile aggregate: rank the rows with a window function and return only
+    the ranks floor((n-1)p)+1 and the one after, so a week of 100,000 leads sends back 4 rows."""
+    ranked = select(
+        rows.c.g,
+        rows.c.v,
+        func.row_number().over(partition_by=rows.c.g, order_by=rows.c.v).label("rn"),
+        func.count().over(partition_by=rows.c.g).label("n"),
+    ).subquery()
+    wanted = []
+    for num, den in fractions:
+        rank = (ranked.c.n - 1) * num // den + 1  # integer division on both backends
+        wanted += [ranked.c.rn == rank, ranked.c.rn == rank + 1]
+    by_group: dict[Any, dict[int, float]] = defaultdict(dict)
+    sizes: dict[Any, int] = {}
+    stmt = select(ranked.c.g, ranked.c.n, ranked.c.rn, ranked.c.v).where(or_(*wanted))
+    for g, n, rn, v in session.execute(stmt).all():
+        by_group[g][int(rn)] = float(v)
+        sizes[g] = int(n)
+    return {
+        g: (sizes[g], _interpolate(values, sizes[g], fractions)) for g, values in by_group.items()
+    }
+
+
+def _interpolate(
+    values: dict[int, float], n: int, fractions: tuple[Fraction, ...]
+) -> dict[Fraction, float]:
+    """Percentiles from the values at ranks floor((n-1)p)+1 and the next (1-based)."""
+    found = {}
+    for num, den in fractions:
+        low, rest = divmod((n - 1) * num, den)
+        below = values[low + 1]
+        found[(num, den)] = below + (values.get(low + 2, below) - below) * rest / den
+    return found
+
+
+def _int(value: Any) -> int:
+    # SUM() comes back as Decimal on PostgreSQL and None over no rows.
+    return 0 if value is None else int(value)
+
+
+def _round(seconds: float | None) -> float | None:
+    # julianday() arithmetic on SQLite is off by microseconds; report whole milliseconds.
+    return None if seconds is None else round(seconds, 3)
