@@ -562,3 +562,18 @@ def test_requalified_lead_card_is_threaded_under_its_first_card(
     stored = _slack_messages(engine, again.cycle_id)["card"]
     assert stored.channel == PIPELINE_ID
     assert stored.ts != first_card["ts"]
+
+    # A line about the re-qualified MQL joins the same thread (a reply cannot be a thread root).
+    with db.transaction(engine) as session:
+        outbox.enqueue_message(
+            session,
+            key="note:again",
+            to=PIPELINE,
+            text="Nudge",
+            thread_of=again.cycle_id,
+            now=clock(),
+        )
+    _run(services, clock)
+    line = fake.calls("chat.postMessage")[-1].params
+    assert line["text"] == "Nudge"
+    assert line["thread_ts"] == first_card["ts"]

@@ -14,7 +14,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.core import outbox
 from bot.core.crm import CRM
@@ -200,6 +200,8 @@ class SlackDelivery:
                 card = _message(session, int(thread_of), "card")
                 if card is None and _pending(session, f"card:{thread_of}"):
                     return Deferred(WAIT_FOR_CARD_SECONDS, "waiting for the card to thread under")
+                # A re-qualified lead's card is itself a reply: its thread is the first card's.
+                card = _thread_root(session, int(thread_of)) or card
             if card is not None:
                 thread_ts, channel = card.ts, card.channel
         response = self._client.chat_postMessage(
@@ -330,6 +332,18 @@ class SlackDelivery:
 def _message(session: Session, cycle_id: int, role: str) -> SlackMessage | None:
     return session.exec(
         select(SlackMessage).where(SlackMessage.cycle_id == cycle_id, SlackMessage.role == role)
+    ).first()
+
+
+def _thread_root(session: Session, cycle_id: int) -> SlackMessage | None:
+    cycle = session.get(MqlCycle, cycle_id)
+    if cycle is None or cycle.seq == 1:
+        return None
+    return session.exec(
+        select(SlackMessage)
+        .join(MqlCycle, col(MqlCycle.id) == col(SlackMessage.cycle_id))
+        .where(MqlCycle.lead_id == cycle.lead_id, SlackMessage.role == "card")
+        .order_by(col(MqlCycle.seq))
     ).first()
 
 
