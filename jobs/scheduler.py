@@ -20,7 +20,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.core.db import transaction
 from bot.core.jobruns import claim_run, finish_run, slot
 from bot.services import Services
-from jobs import housekeeping, sla
+from jobs import digest, housekeeping, sla
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,14 @@ def build_scheduler(
 
 def default_jobs(services: Services) -> list[tuple[str, IntervalTrigger, Callable[[], None]]]:
     """revbot's periodic jobs and how often each is checked."""
+    playbook = services.playbook
+    digest_cron = CronTrigger.from_crontab(playbook.digest.schedule, timezone=playbook.zone)
     return [
+        (
+            "weekly_digest",
+            IntervalTrigger(minutes=5),
+            on_cron(services, "weekly_digest", digest_cron, digest.run),
+        ),
         (
             "sla_sweep",
             IntervalTrigger(minutes=1),

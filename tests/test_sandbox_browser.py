@@ -116,5 +116,22 @@ def test_a_person_can_card_accept_reject_and_ask_for_help(
     help_message = page.locator(".ephemeral").filter(has_text="Accept")
     help_message.first.wait_for(timeout=10_000)
     page.screenshot(path=str(shots / "6-help.png"))
-    for name in ("1-empty", "2-cards", "3-accepted", "4-reject-errors", "5-rejected", "6-help"):
+
+    page.click("#post-digest")
+    chart = page.locator(".message-file img").first
+    chart.wait_for(timeout=20_000)
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 200", arg=chart.element_handle()
+    )
+    chart.scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "7-digest.png"))
+    for name in (
+        "1-empty",
+        "2-cards",
+        "3-accepted",
+        "4-reject-errors",
+        "5-rejected",
+        "6-help",
+        "7-digest",
+    ):
         assert (shots / f"{name}.png").stat().st_size > 10_000

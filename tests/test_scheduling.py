@@ -16,7 +16,7 @@ from bot.core import db
 from bot.core.intake import LeadIn, ingest
 from bot.core.jobruns import slot
 from bot.core.leadership import PostgresLeader, SecondWorkerError, SqliteWorkerLock
-from bot.core.models import JobRun, SlaEvent
+from bot.core.models import JobRun, OutboxMessage, SlaEvent
 from jobs.scheduler import default_jobs, last_fire_time, on_cron, run_once
 from tests.conftest import FrozenClock, lead_json, make_services, team_playbook
 from tests.processes import RevbotProcess, revbot_env
@@ -151,3 +151,22 @@ def test_the_scheduled_sla_sweep_chases_leads_once_per_slot(
         runs = session.exec(select(JobRun).where(JobRun.job == "sla_sweep")).all()
     assert kinds == ["nudge"]
     assert len(runs) == 1
+
+
+def test_the_weekly_digest_is_queued_once_for_its_cron_time(
+    engine: Any, database_url: str, clock: FrozenClock
+) -> None:
+    services = make_services(
+        engine, database_url, None, clock=clock, playbook=team_playbook("assign")
+    )
+    tick = dict((name, job) for name, _, job in default_jobs(services))["weekly_digest"]
+    clock.now = datetime(
+        2026, 11, 23, 14, 3, tzinfo=UTC
+    )  # Monday 09:03 in New York, just after the cron
+    tick()
+    tick()
+    with Session(engine) as session:
+        digests = session.exec(
+            select(OutboxMessage).where(OutboxMessage.kind == "slack.file")
+        ).all()
+    assert [d.payload["week"] for d in digests] == ["2026-W47"]

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, text
 from sqlmodel import Session, col
 
 from bot.core.models import RECYCLED, REJECTED, Lead, MqlCycle, SlaEvent
@@ -46,6 +46,7 @@ from bot.core.playbook import DigestTargets, Playbook
 ISO_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 SLA_EVENT_KINDS = ("nudge", "escalate", "reassign", "limbo", "unassigned")
 TOP_REASONS = 3
+PG_WORK_MEM = "64MB"
 MEDIAN, P90 = (1, 2), (9, 10)  # percentiles as exact fractions, so ranks match SQL's integer math
 
 
@@ -314,8 +315,11 @@ def weekly_scoreboard(
     span = max(weeks or playbook.digest.weeks, 2)
     window = [week_of(playbook, week.monday - timedelta(days=7 * k)) for k in range(span)]
     q = _Queries(session, window, now)
-    counts = q.cycle_counts()
-    accept_times, touch_times = q.durations()
+    if q.dialect == "postgresql":
+        # Room for the percentile sorts to stay in memory (this transaction only).
+        session.execute(text(f"SET LOCAL work_mem = '{PG_WORK_MEM}'"))
+    totals, accept_times, touch_times = q.weekly()
+    counts = q.breakdown()
     events, sources = q.sla_events(), q.sources()
 
     def figures(k: int) -> WeekFigures:
@@ -332,13 +336,10 @@ def weekly_scoreboard(
     current, previous = figures(0), figures(1)
     trend = []
     for k in reversed(range(span)):
-        rows = counts.get(k, [])
+        mqls, accepted, responded = totals.get(k, (0, 0, 0))
         trend.append(
             TrendPoint(
-                window[k],
-                sum(r["n"] for r in rows),
-                ratio(sum(r["accepted"] for r in rows), sum(r["responded"] for r in rows)),
-                accept_times.get(k, Quantiles()).median,
+                window[k], mqls, ratio(accepted, responded), accept_times.get(k, Quantiles()).median
             )
         )
     return Scoreboard(
@@ -467,9 +468,32 @@ class _Queries:
             or_(col(MqlCycle.accepted_at).is_not(None), col(MqlCycle.closed_at).is_not(None))
         )
 
-    def cycle_counts(self) -> dict[int, list[dict[str, Any]]]:
-        """Per week, tier, state and reason: cycles, accepted, responded, SLA met and decided."""
+    def weekly_totals(self) -> Totals:
+        """Every week of the window: MQLs, accepted, responded."""
         weeks = len(self.window)
+        rows = (
+            select(
+                self._bucket(MqlCycle.received_at, weeks).label("bucket"),
+                _flag(col(MqlCycle.accepted_at).is_not(None)).label("accepted"),
+                self._responded().label("responded"),
+            )
+            .where(self._in(MqlCycle.received_at, weeks))
+            .subquery()
+        )
+        stmt = select(
+            rows.c.bucket, func.count(), func.sum(rows.c.accepted), func.sum(rows.c.responded)
+        ).group_by(rows.c.bucket)
+        return {
+            int(k): (int(n), _int(accepted), _int(responded))
+            for k, n, accepted, responded in self.session.execute(stmt).all()
+        }
+
+    def breakdown(self) -> dict[int, list[dict[str, Any]]]:
+        """The reported and previous week by tier, state and reason: cycles, accepted,
+        responded, SLA met and decided."""
+        # Two weeks only: SQLite groups by sorting, and sorting every week of the window by
+        # four keys costs more than the extra pass.
+        weeks = 2
         # Grouping on a subquery's column: PostgreSQL would not match a CASE with bound
         # parameters in GROUP BY against the same CASE in the select list.
         rows = (
@@ -498,26 +522,33 @@ class _Queries:
             out[int(row["bucket"])].append(found)
         return out
 
-    def durations(self) -> tuple[dict[int, Quantiles], dict[int, Quantiles]]:
-        """Time to accept for every week of the window, time to first touch for the last two."""
+    def weekly(self) -> tuple[Totals, dict[int, Quantiles], dict[int, Quantiles]]:
+        """Per week of the window: (MQLs, accepted, responded) and time to accept; time to
+        first touch for the last two weeks."""
         accept = _seconds(self.dialect, MqlCycle.accepted_at, MqlCycle.received_at)
         touch = _seconds(self.dialect, MqlCycle.first_touch_at, MqlCycle.accepted_at)
         if self.dialect != "postgresql":
-            return self.quantiles(accept), self.quantiles(touch, recent=True)
-        # One pass: percentile_cont and count skip NULLs, so touches of older weeks drop out.
+            return self.weekly_totals(), self.quantiles(accept), self.quantiles(touch, recent=True)
+        # One pass: count(v) and percentile_cont skip NULLs, so unaccepted leads and the
+        # touches of older weeks drop out of the times.
         weeks = len(self.window)
         recent = col(MqlCycle.received_at) >= self.window[1].start
         rows = (
             select(
                 self._bucket(MqlCycle.received_at, weeks).label("g"),
+                _flag(col(MqlCycle.accepted_at).is_not(None)).label("accepted"),
+                self._responded().label("responded"),
                 accept.label("a"),
                 case((recent, touch)).label("t"),
             )
-            .where(self._in(MqlCycle.received_at, weeks), col(MqlCycle.accepted_at).is_not(None))
+            .where(self._in(MqlCycle.received_at, weeks))
             .subquery()
         )
         stmt = select(
             rows.c.g,
+            func.count(),
+            func.sum(rows.c.accepted),
+            func.sum(rows.c.responded),
             *(
                 agg
                 for v in (rows.c.a, rows.c.t)
@@ -527,14 +558,16 @@ class _Queries:
                 )
             ),
         ).group_by(rows.c.g)
+        totals: Totals = {}
         accepted: dict[int, Quantiles] = {}
         touched: dict[int, Quantiles] = {}
-        for g, na, a50, a90, nt, t50, t90 in self.session.execute(stmt).all():
+        for g, n, acc, resp, na, a50, a90, nt, t50, t90 in self.session.execute(stmt).all():
+            totals[int(g)] = (int(n), _int(acc), _int(resp))
             if na:
                 accepted[int(g)] = Quantiles(_round(a50), _round(a90), int(na))
             if nt:
                 touched[int(g)] = Quantiles(_round(t50), _round(t90), int(nt))
-        return accepted, touched
+        return totals, accepted, touched
 
     def quantiles(self, value: ColumnElement[Any], *, recent: bool = False) -> dict[int, Quantiles]:
         """Median and p90 of `value` per week (only the reported and previous week if `recent`)."""
@@ -604,26 +637,31 @@ class _Queries:
                 _flag(col(MqlCycle.state) == REJECTED).label("rejected"),
                 _flag(col(MqlCycle.state) == RECYCLED).label("recycled"),
                 *self._sla_flags(),
+                _seconds(self.dialect, MqlCycle.accepted_at, MqlCycle.received_at).label("v"),
             )
             .where(week, owner.is_not(None))
             .subquery()
         )
         sums = ("accepted", "rejected", "recycled", "met", "decided")
-        stmt = select(
-            rows.c.owner, func.count().label("n"), *(func.sum(rows.c[s]).label(s) for s in sums)
-        ).group_by(rows.c.owner)
         value = _seconds(self.dialect, MqlCycle.accepted_at, MqlCycle.received_at)
-        medians = _percentiles(
-            self.session,
-            owner,
-            value,
-            and_(week, owner.is_not(None)),
-            fractions=(MEDIAN,),
-        )
+        columns = [
+            rows.c.owner,
+            func.count().label("n"),
+            *(func.sum(rows.c[s]).label(s) for s in sums),
+        ]
+        medians: dict[Any, tuple[int, dict[Fraction, float]]] = {}
+        if self.dialect == "postgresql":  # the median in the same pass
+            columns.append(func.percentile_cont(0.5).within_group(rows.c.v).label("median"))
+        else:
+            medians = _percentiles(
+                self.session, owner, value, and_(week, owner.is_not(None)), fractions=(MEDIAN,)
+            )
         reps = []
-        for row in self.session.execute(stmt).mappings():
+        for row in self.session.execute(select(*columns).group_by(rows.c.owner)).mappings():
             slack_id = str(row["owner"])
-            _, found = medians.get(slack_id, (0, {}))
+            found = (
+                {MEDIAN: row["median"]} if "median" in row else medians.get(slack_id, (0, {}))[1]
+            )
             reps.append(
                 RepRow(
                     slack_id,
@@ -640,6 +678,7 @@ class _Queries:
 
 
 Fraction = tuple[int, int]
+Totals = dict[int, tuple[int, int, int]]
 
 
 def _percentiles(

@@ -8,17 +8,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, jsonify, request, send_from_directory
+from flask import Blueprint, Flask, Response, jsonify, request, send_from_directory
 from pydantic import SecretStr
 
 from bot.core.db import transaction
 from bot.core.intake import LeadIn, ingest, validate_lead
+from bot.core.metrics import week_bounds
 from bot.core.playbook import Playbook, resolve_playbook_path
 from bot.core.settings import Settings
 from bot.sandbox.interactions import Interactions
 from bot.sandbox.samples import sample_mqls, sandbox_users
-from bot.sandbox.workspace import OpenView, Workspace
+from bot.sandbox.workspace import UPLOAD_BASE, OpenView, Workspace
 from bot.services import Services
+from jobs import digest as digest_job
 from jobs import sla as sla_job
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -57,7 +59,9 @@ def fresh_sandbox_database(settings: Settings, cwd: Path) -> bool:
     return True
 
 
-def build_workspace(playbook: Playbook, bot_token: str) -> Workspace:
+def build_workspace(
+    playbook: Playbook, bot_token: str, *, upload_base: str = UPLOAD_BASE
+) -> Workspace:
     """A workspace with the playbook's channels and its team (plus a marketer)."""
     names = [playbook.channels.pipeline, playbook.channels.deal_support, playbook.channels.digest]
     if playbook.channels.alerts:
@@ -68,7 +72,12 @@ def build_workspace(playbook: Playbook, bot_token: str) -> Workspace:
         channels.setdefault(
             name, ref if not ref.startswith("#") else "C0" + name.upper().replace("-", "")[:9]
         )
-    return Workspace(bot_token=bot_token, users=sandbox_users(playbook), channels=channels)
+    return Workspace(
+        bot_token=bot_token,
+        users=sandbox_users(playbook),
+        channels=channels,
+        upload_base=upload_base,
+    )
 
 
 def install_sandbox(web: Flask, services: Services) -> Workspace:
@@ -76,8 +85,12 @@ def install_sandbox(web: Flask, services: Services) -> Workspace:
     settings = services.settings
     assert settings.slack_bot_token is not None
     assert settings.slack_signing_secret is not None
-    workspace = build_workspace(services.playbook, settings.slack_bot_token.get_secret_value())
     base = f"http://{_local_host(settings)}:{settings.port}"
+    workspace = build_workspace(
+        services.playbook,
+        settings.slack_bot_token.get_secret_value(),
+        upload_base=f"{base}/sandbox",
+    )
     interactions = Interactions(
         workspace,
         events_url=f"{base}/slack/events",
@@ -105,6 +118,20 @@ def _blueprint(services: Services, workspace: Workspace, interactions: Interacti
     @page.route("/sandbox/api/<method>", methods=["GET", "POST"])
     def web_api(method: str) -> Any:
         return _api_call(workspace, method)
+
+    @page.post("/sandbox/upload/<file_id>")
+    def upload(file_id: str) -> Any:
+        # files_upload_v2 POSTs the file's raw bytes to the URL files.getUploadURLExternal gave.
+        received = workspace.receive_upload(file_id, request.get_data())
+        return (f"OK - {request.content_length or 0}", 200) if received else ("no such upload", 404)
+
+    @page.get("/sandbox/files/<file_id>")
+    def shared_file(file_id: str) -> Any:
+        found = workspace.file_bytes(file_id)
+        if found is None:
+            return "file_not_found", 404
+        data, mimetype = found
+        return Response(data, mimetype=mimetype)
 
     @page.post("/sandbox/respond/<key>")
     def respond(key: str) -> Any:
@@ -143,7 +170,7 @@ def _blueprint(services: Services, workspace: Workspace, interactions: Interacti
             **shown,
             modal={"id": modal.id, "view": modal.view, "errors": modal.errors} if modal else None,
             home={**home.view, "id": home.id} if home else None,
-            features={"sample_mqls": True, "sla_sweep": True, "digest": False},
+            features={"sample_mqls": True, "sla_sweep": True, "digest": True},
             commands=COMMANDS,
             notice=None,
         )
@@ -157,6 +184,12 @@ def _blueprint(services: Services, workspace: Workspace, interactions: Interacti
         if kind == "sla_sweep":
             steps = sla_job.run(services, now=services.clock())
             return jsonify(ok=True, steps=steps)
+        if kind == "digest":
+            # The sandbox shows this week so far (the scheduled digest covers the last full week).
+            now = services.clock()
+            queued = digest_job.queue(services, week_bounds(services.playbook, now), now=now)
+            services.notify()
+            return jsonify(ok=True, queued=queued)
         user = body.get("user")
         if user not in workspace.users:
             return jsonify(ok=False, error="unknown user"), 400

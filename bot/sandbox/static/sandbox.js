@@ -1123,6 +1123,18 @@
       content.append(text);
     }
     body.append(content);
+    for (const f of Array.isArray(msg.files) ? msg.files : []) {
+      // Files are served by this same sandbox; keep only the path so the page stays same-origin.
+      let src = "";
+      try { src = new URL(f.url_private, location.href).pathname; } catch (e) { src = ""; }
+      const title = f.title || f.name || "file";
+      if (src && String(f.mimetype || "").startsWith("image/")) {
+        body.append(h("figure", { class: "message-file", data: { fileId: f.id } },
+          h("img", { src: src, alt: title }), h("figcaption", { text: title })));
+      } else if (src) {
+        body.append(h("a", { class: "message-file", href: src, target: "_blank", rel: "noopener" }, title));
+      }
+    }
     for (const a of Array.isArray(msg.attachments) ? msg.attachments : []) {
       const att = h("div", { class: "attachment" });
       if (a.color) att.style.borderLeftColor = /^#?[0-9a-f]{3,8}$/i.test(a.color) ? (a.color[0] === "#" ? a.color : "#" + a.color) : "";
