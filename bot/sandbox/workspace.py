@@ -308,26 +308,19 @@ class Workspace:
         return ok(view={**view, "id": opened.id})
 
     def _views_open(self, p: dict[str, Any]) -> Reply:
-        user = self._trigger_user(p)
-        if not isinstance(user, str):
-            return user
-        problem = self._view_problem(p.get("view"))
-        return (
-            error("invalid_arguments", response_metadata={"messages": [problem]})
-            if problem
-            else self._open_view(user, p["view"], push=False)
-        )
+        return self._open_with_trigger(p, push=False)
 
     def _views_push(self, p: dict[str, Any]) -> Reply:
+        return self._open_with_trigger(p, push=True)
+
+    def _open_with_trigger(self, p: dict[str, Any], *, push: bool) -> Reply:
         user = self._trigger_user(p)
         if not isinstance(user, str):
             return user
         problem = self._view_problem(p.get("view"))
-        return (
-            error("invalid_arguments", response_metadata={"messages": [problem]})
-            if problem
-            else self._open_view(user, p["view"], push=True)
-        )
+        if problem:
+            return error("invalid_arguments", response_metadata={"messages": [problem]})
+        return self._open_view(user, p["view"], push=push)
 
     def _views_update(self, p: dict[str, Any]) -> Reply:
         problem = self._view_problem(p.get("view"))
