@@ -23,6 +23,7 @@ EXPECTED_BOT_SCOPES = {
     "groups:history",
     "channels:read",
     "groups:read",
+    "files:write",
 }
 EXPECTED_COMMANDS = {"/pipeline", "/lead", "/deal", "/deal-support", "/revbot"}
 

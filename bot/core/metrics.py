@@ -570,7 +570,7 @@ class _Queries:
         return totals, accepted, touched
 
     def quantiles(self, value: ColumnElement[Any], *, recent: bool = False) -> dict[int, Quantiles]:
-        """Median and p90 of `value` per week (only the reported and previous week if `recent`)."""
+        """SQLite: median and p90 of `value` per week (the last two weeks only if `recent`)."""
         weeks = 2 if recent else len(self.window)
         bucket = self._bucket(MqlCycle.received_at, weeks)
         found = _percentiles(
@@ -630,6 +630,7 @@ class _Queries:
         """The reported week per owner, most accepted first."""
         week = self._in(MqlCycle.received_at, 1)
         owner: Any = col(MqlCycle.owner_slack_id)
+        value = _seconds(self.dialect, MqlCycle.accepted_at, MqlCycle.received_at)
         rows = (
             select(
                 owner.label("owner"),
@@ -637,13 +638,12 @@ class _Queries:
                 _flag(col(MqlCycle.state) == REJECTED).label("rejected"),
                 _flag(col(MqlCycle.state) == RECYCLED).label("recycled"),
                 *self._sla_flags(),
-                _seconds(self.dialect, MqlCycle.accepted_at, MqlCycle.received_at).label("v"),
+                value.label("v"),
             )
             .where(week, owner.is_not(None))
             .subquery()
         )
         sums = ("accepted", "rejected", "recycled", "met", "decided")
-        value = _seconds(self.dialect, MqlCycle.accepted_at, MqlCycle.received_at)
         columns = [
             rows.c.owner,
             func.count().label("n"),
@@ -688,26 +688,12 @@ def _percentiles(
     where: ColumnElement[bool],
     fractions: tuple[Fraction, ...] = (MEDIAN, P90),
 ) -> dict[Any, tuple[int, dict[Fraction, float]]]:
-    """Per group: how many values, and their percentiles with linear interpolation, all in SQL."""
+    """Per group: how many values and their percentiles, for SQLite (no percentile aggregate).
+
+    A window function ranks the rows in SQL and only the ranks floor((n-1)p)+1 and the one
+    after come back, so a week of 100,000 accepted leads sends four rows to Python.
+    """
     rows = select(group.label("g"), value.label("v")).where(where, value.is_not(None)).subquery()
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = select(
-            rows.c.g,
-            func.count(),
-            *(func.percentile_cont(num / den).within_group(rows.c.v) for num, den in fractions),
-        ).group_by(rows.c.g)
-        return {
-            g: (int(n), {f: float(v) for f, v in zip(fractions, found, strict=True)})
-            for g, n, *found in session.execute(stmt).all()
-        }
-    return _ranked_percentiles(session, rows, fractions)
-
-
-def _ranked_percentiles(
-    session: Session, rows: Any, fractions: tuple[Fraction, ...]
-) -> dict[Any, tuple[int, dict[Fraction, float]]]:
-    """SQLite has no percentile aggregate: rank the rows with a window function and return only
-    the ranks floor((n-1)p)+1 and the one after, so a week of 100,000 leads sends back 4 rows."""
     ranked = select(
         rows.c.g,
         rows.c.v,
@@ -716,7 +702,7 @@ def _ranked_percentiles(
     ).subquery()
     wanted = []
     for num, den in fractions:
-        rank = (ranked.c.n - 1) * num // den + 1  # integer division on both backends
+        rank = (ranked.c.n - 1) * num // den + 1  # SQLite divides integers as floor here
         wanted += [ranked.c.rn == rank, ranked.c.rn == rank + 1]
     by_group: dict[Any, dict[int, float]] = defaultdict(dict)
     sizes: dict[Any, int] = {}

@@ -24,7 +24,8 @@ def _or_nan(value: float | None, scale: float = 1.0) -> float:
 def render_trend_png(series: Sequence[TrendPoint], *, title: str = "Last weeks") -> bytes:
     """A PNG (800x560) of the trend, oldest week first; drawn off-screen with Agg, no display."""
     # A Figure with its own Agg canvas, not pyplot: no global state, safe in a worker thread.
-    figure = Figure(figsize=(8, 5.6), dpi=100, layout="constrained")
+    figure = Figure(figsize=(8, 5.6), dpi=100)
+    figure.subplots_adjust(left=0.1, right=0.88, top=0.93, bottom=0.1, hspace=0.08)
     FigureCanvasAgg(figure)
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
     x = list(range(len(series)))
