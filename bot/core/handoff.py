@@ -89,8 +89,8 @@ def check_may_act(playbook: Playbook, cycle: MqlCycle, user_id: str, *, action: 
         )
 
 
-def _compare_and_set(session: Session, cycle: MqlCycle, **changes: object) -> bool:
-    # Optimistic concurrency: the write lands only if nobody changed the cycle since we read it.
+def compare_and_set(session: Session, cycle: MqlCycle, **changes: object) -> bool:
+    """Write `changes` (and bump the version) only if nobody changed the cycle since it was read."""
     result = session.execute(
         update(MqlCycle)
         .where(col(MqlCycle.id) == cycle.id, col(MqlCycle.version) == cycle.version)
@@ -117,7 +117,7 @@ def accept(
     """Claim the lead for `user_id`; the first click wins, later clickers learn who has it."""
     cycle, lead = load(session, cycle_id)
     check_may_act(playbook, cycle, user_id, action="accept")
-    if not _compare_and_set(
+    if not compare_and_set(
         session, cycle, state=ACCEPTED, owner_slack_id=user_id, accepted_by=user_id, accepted_at=now
     ):
         raise _lost_race(session, cycle, user_id)
@@ -259,7 +259,7 @@ def _close(
     cycle, lead = load(session, cycle_id)
     check_may_act(playbook, cycle, user_id, action=state)
     owner = cycle.owner_slack_id or user_id
-    if not _compare_and_set(
+    if not compare_and_set(
         session,
         cycle,
         state=state,

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from bot.core import outbox
 from bot.core.db import transaction
-from bot.core.handoff import after_change
+from bot.core.handoff import after_change, compare_and_set
 from bot.core.intake import routing_fields, tier_priority
 from bot.core.models import OPEN, Lead, MqlCycle, SlaEvent
 from bot.core.playbook import Playbook, Pool, Tier
@@ -272,14 +272,8 @@ def _unassigned_from(session: Session, cycle: MqlCycle, step: int) -> str | None
 
 
 def _compare_and_set(session: Session, cycle: MqlCycle, **changes: Any) -> None:
-    result = session.execute(
-        update(MqlCycle)
-        .where(col(MqlCycle.id) == cycle.id, col(MqlCycle.version) == cycle.version)
-        .values(version=cycle.version + 1, **changes)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if not compare_and_set(session, cycle, **changes):
         raise _AlreadyTaken
-    session.refresh(cycle)
 
 
 def _pool(playbook: Playbook, cycle: MqlCycle) -> Pool:

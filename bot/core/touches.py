@@ -61,7 +61,7 @@ def log_touch(
     check_may_log(playbook, cycle, user_id)
     first = {"first_touch_at": now} if cycle.first_touch_at is None else {}
     # The version bump orders the touch against a concurrent reject or recycle of the lead.
-    if not handoff._compare_and_set(session, cycle, **first):
+    if not handoff.compare_and_set(session, cycle, **first):
         raise handoff.HandoffRefused("Someone else just changed this lead; try again.")
     touch = Touch(
         cycle_id=cycle_id,
