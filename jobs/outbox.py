@@ -9,8 +9,9 @@ from datetime import datetime
 from bot.core import outbox
 from bot.core.db import transaction
 from bot.core.delivery import Failed, RateLimited, record_outcome
-from bot.core.writeback import deliver_batch, deliver_tasks
+from bot.core.writeback import deliver_batch, deliver_notes, deliver_tasks
 from bot.services import Services
+from jobs.crm_intake import deliver_intake
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,10 @@ def run(services: Services, *, now: datetime) -> int:
             attempted += _deliver_crm(services, lane, deliver_batch, now=now)
         elif lane == outbox.CRM_TASK_LANE:
             attempted += _deliver_crm(services, lane, deliver_tasks, now=now)
+        elif lane == outbox.CRM_NOTE_LANE:
+            attempted += _deliver_crm(services, lane, deliver_notes, now=now)
+        elif lane == outbox.CRM_INTAKE_LANE:
+            attempted += _deliver_crm(services, lane, deliver_intake, now=now)
         else:
             attempted += _deliver_slack_lane(services, lane, now=now)
     return attempted

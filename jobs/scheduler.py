@@ -20,7 +20,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.core.db import transaction
 from bot.core.jobruns import claim_run, finish_run, slot
 from bot.services import Services
-from jobs import digest, housekeeping, sla
+from jobs import crm_intake, digest, housekeeping, outcomes, sla
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ JobFunction = Callable[..., Any]
 RUNNER = f"{socket.gethostname()}:{os.getpid()}"
 CATCH_UP_WINDOW = timedelta(days=8)
 SLA_SWEEP_EVERY = timedelta(minutes=1)
+OUTCOME_SYNC_EVERY = timedelta(hours=1)
 
 
 def last_fire_time(trigger: CronTrigger, now: datetime) -> datetime | None:
@@ -93,6 +94,37 @@ def default_jobs(services: Services) -> list[tuple[str, IntervalTrigger, Callabl
     """revbot's periodic jobs and how often each is checked."""
     playbook = services.playbook
     digest_cron = CronTrigger.from_crontab(playbook.digest.schedule, timezone=playbook.zone)
+    return [*_core_jobs(services, digest_cron), *_crm_jobs(services)]
+
+
+def _crm_jobs(services: Services) -> list[tuple[str, IntervalTrigger, Callable[[], None]]]:
+    """Polling for MQLs and syncing outcomes, for a CRM that holds records of its own."""
+    crm = services.crm
+    if crm.name == "local":
+        return []
+    field_map = services.playbook.field_map(crm.name)
+    jobs = [
+        (
+            "crm_outcomes",
+            IntervalTrigger(minutes=10),
+            every(services, "crm_outcomes", OUTCOME_SYNC_EVERY, outcomes.run),
+        )
+    ]
+    if field_map.poll:
+        period = field_map.poll_every
+        jobs.append(
+            (
+                "crm_poll",
+                IntervalTrigger(seconds=max(period.total_seconds() / 2, 1)),
+                every(services, "crm_poll", period, crm_intake.poll),
+            )
+        )
+    return jobs
+
+
+def _core_jobs(
+    services: Services, digest_cron: CronTrigger
+) -> list[tuple[str, IntervalTrigger, Callable[[], None]]]:
     return [
         (
             "weekly_digest",

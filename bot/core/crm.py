@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 LeadStatus = Literal["open", "accepted", "rejected", "recycled"]
 
@@ -18,6 +18,13 @@ class LeadRef:
     origin: str
     external_id: str
     crm_record_id: str | None = None
+
+    def record_id_in(self, crm_name: str) -> str | None:
+        """The lead's record id in `crm_name`: the stored CRM id, else its external id when the
+        lead came from that CRM, else None (the CRM does not hold it)."""
+        if self.crm_record_id:
+            return self.crm_record_id
+        return self.external_id if self.origin == crm_name else None
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,70 @@ class WriteResult:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class MqlPage:
+    """MQLs a poll found after a watermark: intake-shaped lead dicts, and where the next poll starts.
+
+    Each lead dict is what `validate_lead` accepts: `external_id` (the CRM record id), `source`
+    (the CRM's name), `crm_record_id`, `mql_at` and whatever context the record holds.
+    `more` is True when the CRM holds further pages after `watermark`.
+    """
+
+    leads: list[dict[str, Any]]
+    watermark: str | None
+    more: bool = False
+
+
+@dataclass(frozen=True)
+class LeadOutcome:
+    """How far a lead got in the CRM after the handoff: SQL, opportunity, won or lost."""
+
+    lead: LeadRef
+    converted: bool
+    converted_at: datetime | None = None
+    lifecycle_stage: str | None = None
+    opportunity_id: str | None = None
+    opportunity_stage: str | None = None
+    amount: float | None = None
+    currency: str | None = None
+    is_closed: bool = False
+    is_won: bool = False
+    opportunity_created_at: datetime | None = None
+    closed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Deal:
+    """An opportunity (Salesforce) or deal (HubSpot) as people read it: stage as a label, never an id."""
+
+    id: str
+    name: str
+    stage: str | None = None
+    amount: float | None = None
+    currency: str | None = None
+    close_date: date | None = None
+    owner: str | None = None
+    next_step: str | None = None
+    account: str | None = None
+    url: str | None = None
+    is_closed: bool = False
+    is_won: bool = False
+
+
+@dataclass(frozen=True)
+class DealNote:
+    """A note written on a deal (e.g. a delivered deal-support asset); `external_id` is stable
+    across retries so an adapter can avoid writing it twice."""
+
+    key: str
+    external_id: str
+    deal_id: str
+    title: str
+    body: str
+    author_email: str | None
+    created_at: datetime
+
+
 class CrmError(Exception):
     """A CRM call failed as a whole; `retry_after` (seconds) when the vendor said when to retry."""
 
@@ -111,6 +182,30 @@ class CRM(Protocol):
 
     def log_tasks(self, tasks: Sequence[CrmTask]) -> list[WriteResult]:
         """Write a batch of completed touch tasks; one result per task, in any order."""
+        ...
+
+    def add_deal_notes(self, notes: Sequence[DealNote]) -> list[WriteResult]:
+        """Write a batch of notes on deals; one result per note, in any order."""
+        ...
+
+    def poll_mqls(self, watermark: str | None, *, now: datetime) -> MqlPage:
+        """MQLs changed after `watermark` (None: start from `now`), oldest first, one page."""
+        ...
+
+    def fetch_mqls(self, record_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The records among `record_ids` that are MQLs now, as intake-shaped lead dicts."""
+        ...
+
+    def fetch_outcomes(self, leads: Sequence[LeadRef]) -> list[LeadOutcome]:
+        """Conversion and opportunity outcomes of these leads (only the ones the CRM knows)."""
+        ...
+
+    def search_deals(self, text: str, *, limit: int = 10) -> list[Deal]:
+        """Open and recent deals whose name contains `text` (user text: only ever a value)."""
+        ...
+
+    def get_deal(self, deal_id: str) -> Deal | None:
+        """One deal by id, or None when there is no such deal."""
         ...
 
     def record_url(self, lead: LeadRef) -> str | None:

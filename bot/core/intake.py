@@ -16,6 +16,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 from sqlalchemy.exc import IntegrityError
@@ -92,10 +93,12 @@ class LeadIn(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _identifiable(self) -> LeadIn:
+    def _identifiable(self, info: ValidationInfo) -> LeadIn:
         if self.email is not None and not EMAIL.match(self.email):
             raise ValueError("email: not an email address")
-        if not _identifiable(self.email, self.last_name, self.company):
+        # A CRM record is identified by its record id; only other senders must name the person.
+        identified = bool(info.context and info.context.get("identified"))
+        if not identified and not _identifiable(self.email, self.last_name, self.company):
             raise ValueError(f"{IDENTITY_FIELDS}: {IDENTITY_MESSAGE}")
         return self
 
@@ -113,14 +116,20 @@ class FieldError:
     message: str
 
 
-def validate_lead(data: Any) -> LeadIn | list[FieldError]:
-    """Validate one incoming lead; a list of field errors when it is not acceptable."""
+def validate_lead(data: Any, *, identified: bool = False) -> LeadIn | list[FieldError]:
+    """Validate one incoming lead; a list of field errors when it is not acceptable.
+
+    `identified`: the lead comes from a CRM record, whose id identifies it without an email or
+    a name and company.
+    """
     if not isinstance(data, dict):
         return [FieldError("(lead)", "expected a JSON object")]
     try:
-        return LeadIn.model_validate(data)
+        return LeadIn.model_validate(data, context={"identified": identified})
     except ValidationError as exc:
         errors = [_field_error(err) for err in exc.errors()]
+    if identified:
+        return errors
     # Field errors stop pydantic before the whole-lead check; report that problem too.
     given = {
         k: v

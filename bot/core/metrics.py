@@ -40,7 +40,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, text
 from sqlmodel import Session, col
 
-from bot.core.models import RECYCLED, REJECTED, Lead, MqlCycle, SlaEvent
+from bot.core.models import RECYCLED, REJECTED, Lead, LeadOutcomeRecord, MqlCycle, SlaEvent
 from bot.core.playbook import DigestTargets, Playbook
 
 ISO_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
@@ -354,12 +354,56 @@ def weekly_scoreboard(
 
 
 def crm_outcomes(session: Session, week: Week) -> Outcomes | None:
-    """CRM outcomes of the week's MQLs; None until a CRM outcomes table exists to read them from.
+    """CRM outcomes of the week's MQLs (leads with a cycle received in the week).
 
-    The Salesforce/HubSpot integration brings opportunity data (SQL date, amount, stage, won);
-    this is the one place that will read it, bounded by the week like the other figures.
+    None until an outcome sync has stored anything (no CRM connected). A lead counts as an SQL
+    when the CRM converted it; pipeline created is the amount of the opportunities those leads
+    became; win rate = won / closed among them. By source: the lead's `lead_source`.
     """
-    return None
+    if session.execute(select(func.count()).select_from(LeadOutcomeRecord)).scalar_one() == 0:
+        return None
+    cohort = (
+        select(col(MqlCycle.lead_id))
+        .where(col(MqlCycle.received_at) >= week.start, col(MqlCycle.received_at) < week.end)
+        .distinct()
+        .subquery()
+    )
+    has_opp = col(LeadOutcomeRecord.opportunity_id).is_not(None)
+    stmt = (
+        select(
+            func.coalesce(col(Lead.lead_source), "(none)"),
+            func.count(),
+            func.sum(_flag(col(LeadOutcomeRecord.converted).is_(True))),
+            func.sum(case((has_opp, col(LeadOutcomeRecord.amount)), else_=0)),
+            func.sum(_flag(and_(has_opp, col(LeadOutcomeRecord.is_closed).is_(True)))),
+            func.sum(_flag(and_(has_opp, col(LeadOutcomeRecord.is_won).is_(True)))),
+        )
+        .select_from(cohort)
+        .join(Lead, col(Lead.id) == cohort.c.lead_id)
+        .outerjoin(LeadOutcomeRecord, col(LeadOutcomeRecord.lead_id) == cohort.c.lead_id)
+        .group_by(func.coalesce(col(Lead.lead_source), "(none)"))
+    )
+    mqls = sqls = closed = won = 0
+    pipeline = 0.0
+    pipeline_by_source: dict[str, float] = {}
+    win_rate_by_source: dict[str, float | None] = {}
+    for source, n, converted, amount, n_closed, n_won in session.execute(stmt).all():
+        mqls += int(n)
+        sqls += _int(converted)
+        closed += _int(n_closed)
+        won += _int(n_won)
+        pipeline += float(amount or 0)
+        if amount:
+            pipeline_by_source[str(source)] = float(amount)
+            win_rate_by_source[str(source)] = ratio(_int(n_won), _int(n_closed))
+    return Outcomes(
+        sqls=sqls,
+        mql_to_sql=ratio(sqls, mqls),
+        pipeline_created=pipeline,
+        win_rate=ratio(won, closed),
+        pipeline_by_source=pipeline_by_source,
+        win_rate_by_source=win_rate_by_source,
+    )
 
 
 def _week_figures(

@@ -88,7 +88,7 @@ class MqlCycle(SQLModel, table=True):
     lead_id: int = Field(foreign_key="leads.id", index=True)
     seq: int = 1
     mql_at: datetime = _utc_column(nullable=False)
-    received_at: datetime = _utc_column(nullable=False)
+    received_at: datetime = _utc_column(nullable=False, index=True)
     score: int = 0
     score_reasons: list[str] = _json_column(list)
     tier: str = Field(max_length=64)
@@ -235,3 +235,115 @@ class Touch(SQLModel, table=True):
     kind: str = Field(max_length=32)
     note: str | None = Field(default=None, max_length=2000)
     touched_at: datetime = _utc_column(nullable=False)
+
+
+class CrmWatermark(SQLModel, table=True):
+    """Where polling a CRM for MQLs got to, so the next poll (in any process) starts there."""
+
+    __tablename__ = "crm_watermarks"
+
+    source: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=255)
+    updated_at: datetime = _utc_column(nullable=False)
+
+
+class LeadOutcomeRecord(SQLModel, table=True):
+    """What became of a lead in the CRM (SQL, opportunity, won/lost), synced for the digest."""
+
+    __tablename__ = "lead_outcomes"
+
+    lead_id: int = Field(primary_key=True, foreign_key="leads.id")
+    crm: str = Field(max_length=16)
+    converted: bool = False
+    converted_at: datetime | None = _utc_column(index=True)
+    lifecycle_stage: str | None = Field(default=None, max_length=64)
+    opportunity_id: str | None = Field(default=None, max_length=64)
+    opportunity_stage: str | None = Field(default=None, max_length=255)
+    amount: float | None = None
+    currency: str | None = Field(default=None, max_length=8)
+    is_closed: bool = False
+    is_won: bool = False
+    opportunity_created_at: datetime | None = _utc_column()
+    closed_at: datetime | None = _utc_column()
+    synced_at: datetime = _utc_column(nullable=False)
+
+
+class LocalDeal(SQLModel, table=True):
+    """An opportunity in the built-in `local` CRM (the sandbox seeds a few)."""
+
+    __tablename__ = "local_deals"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=255, index=True)
+    account: str | None = Field(default=None, max_length=255)
+    stage: str = Field(max_length=64)
+    amount: float | None = None
+    currency: str | None = Field(default=None, max_length=8)
+    close_date: date | None = None
+    owner: str | None = Field(default=None, max_length=255)
+    next_step: str | None = Field(default=None, max_length=255)
+    is_closed: bool = False
+    is_won: bool = False
+
+
+class LocalDealNote(SQLModel, table=True):
+    """A note the `local` CRM holds on one of its deals; unique on its external id."""
+
+    __tablename__ = "local_deal_notes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    external_id: str = Field(max_length=128, unique=True)
+    deal_id: str = Field(max_length=64, index=True)
+    title: str = Field(max_length=255)
+    body: str = Field(max_length=4000)
+    author: str | None = Field(default=None, max_length=320)
+    created_at: datetime = _utc_column(nullable=False)
+
+
+class DealSupportRequest(SQLModel, table=True):
+    """A rep's ask for marketing help on a live deal, from request to delivery (or refusal)."""
+
+    __tablename__ = "deal_support_requests"
+
+    id: int | None = Field(default=None, primary_key=True)
+    requester_slack_id: str = Field(max_length=32, index=True)
+    deal_id: str | None = Field(default=None, max_length=64)
+    deal_name: str = Field(max_length=255)
+    deal_stage: str | None = Field(default=None, max_length=255)
+    deal_amount: float | None = None
+    deal_currency: str | None = Field(default=None, max_length=8)
+    deal_close_date: date | None = None
+    ask_type: str = Field(max_length=64)
+    competitor: str | None = Field(default=None, max_length=255)
+    due_on: date | None = None
+    details: str = Field(max_length=3000)
+    source_permalink: str | None = Field(default=None, max_length=500)
+    state: str = Field(default="open", max_length=16, index=True)
+    claimed_by: str | None = Field(default=None, max_length=32)
+    claimed_at: datetime | None = _utc_column()
+    delivered_at: datetime | None = _utc_column()
+    asset_url: str | None = Field(default=None, max_length=1000)
+    delivery_note: str | None = Field(default=None, max_length=2000)
+    declined_by: str | None = Field(default=None, max_length=32)
+    declined_at: datetime | None = _utc_column()
+    decline_reason: str | None = Field(default=None, max_length=2000)
+    first_response_due_at: datetime = _utc_column(nullable=False)
+    card_channel: str | None = Field(default=None, max_length=32)
+    card_ts: str | None = Field(default=None, max_length=32)
+    created_at: datetime = _utc_column(nullable=False, index=True)
+    version: int = 1
+
+
+class DealSupportEvent(SQLModel, table=True):
+    """An SLA step taken for a deal-support request (nudge, escalation, overdue); happens once."""
+
+    __tablename__ = "deal_support_events"
+    __table_args__ = (
+        UniqueConstraint("request_id", "kind", "step", name="uq_deal_support_events_kind_step"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="deal_support_requests.id", index=True)
+    kind: str = Field(max_length=16)
+    step: int = 0
+    created_at: datetime = _utc_column(nullable=False)

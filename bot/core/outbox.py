@@ -21,9 +21,13 @@ SLACK_MESSAGE = "slack.message"
 SLACK_FILE = "slack.file"
 CRM_SYNC = "crm.sync"
 CRM_TASK = "crm.task"
+CRM_NOTE = "crm.note"
+CRM_INTAKE = "crm.intake"
 
 CRM_LANE = "crm"
 CRM_TASK_LANE = "crm:tasks"
+CRM_NOTE_LANE = "crm:notes"
+CRM_INTAKE_LANE = "crm:intake"
 REFRESH_LANE = "slack:update"
 
 PRIORITY_FEEDBACK = 0

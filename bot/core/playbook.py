@@ -204,20 +204,104 @@ class Scoring(_Strict):
     intent: IntentScoring = IntentScoring()
 
 
-class StatusValues(_Strict):
-    """The CRM status value written for each handoff state."""
+CrmName = Literal["local", "salesforce", "hubspot"]
+ApiName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,79}$")]
+FieldRole = Literal["reason", "note", "revisit_on"]
 
-    open: str = "Open"
-    accepted: str = "Working"
-    rejected: str = "Disqualified"
-    recycled: str = "Recycled"
+
+class StatusValues(_Strict):
+    """The CRM status value written for each handoff state (unset: the CRM's default)."""
+
+    open: str | None = None
+    accepted: str | None = None
+    rejected: str | None = None
+    recycled: str | None = None
+
+
+class MqlCriterion(_Strict):
+    """Which CRM records are MQLs: `field` equals `equals` (or is set at all when `equals` is
+    omitted); `date_field` holds when the record became one (its MQL time, and HubSpot's watermark)."""
+
+    field: ApiName
+    equals: str | bool | None = None
+    date_field: ApiName | None = None
 
 
 class CrmFieldMap(_Strict):
-    """Status values and field names a CRM adapter writes dispositions to."""
+    """How one CRM holds the handoff: status values, the fields written, what an MQL is, owners.
+
+    Every key is optional; what a playbook leaves out comes from that CRM's defaults.
+    `fields` maps reason / note / revisit_on to field API names ("" writes nothing);
+    `owners` maps Slack user ids to CRM user/owner ids, ahead of the lookup by email.
+    """
 
     status_values: StatusValues = StatusValues()
-    fields: dict[str, str] = Field(default_factory=dict)
+    fields: dict[FieldRole, ApiName | Literal[""]] = Field(default_factory=dict)
+    mql: MqlCriterion | None = None
+    owners: dict[SlackUserId, str] = Field(default_factory=dict)
+    poll: bool = True
+    poll_every: Duration = timedelta(seconds=30)
+
+    def over(self, defaults: CrmFieldMap) -> CrmFieldMap:
+        """This map with whatever it leaves unset taken from `defaults`."""
+        given = self.status_values.model_dump(exclude_none=True)
+        statuses = StatusValues(**{**defaults.status_values.model_dump(), **given})
+        return self.model_copy(
+            update={
+                "status_values": statuses,
+                "fields": {**defaults.fields, **self.fields},
+                "mql": self.mql or defaults.mql,
+            }
+        )
+
+    def status_value(self, status: str) -> str:
+        """The value written for a handoff state (the state's own name when none is set)."""
+        value: str | None = getattr(self.status_values, status, None)
+        return value or status
+
+    def field(self, role: FieldRole) -> str | None:
+        """The API name written for `role`, or None when the playbook turned it off."""
+        return self.fields.get(role) or None
+
+
+DEFAULT_FIELD_MAPS: dict[str, CrmFieldMap] = {
+    "local": CrmFieldMap(
+        status_values=StatusValues(
+            open="Open", accepted="Working", rejected="Disqualified", recycled="Recycled"
+        ),
+    ),
+    # Salesforce's standard Lead Status picklist, plus custom fields documented in the README.
+    "salesforce": CrmFieldMap(
+        status_values=StatusValues(
+            open="Open - Not Contacted",
+            accepted="Working - Contacted",
+            rejected="Closed - Not Converted",
+            recycled="Closed - Not Converted",
+        ),
+        fields={
+            "reason": "Revbot_Reason__c",
+            "note": "Revbot_Note__c",
+            "revisit_on": "Revbot_Revisit_On__c",
+        },
+        mql=MqlCriterion(field="Status", equals="MQL"),
+    ),
+    # HubSpot's built-in hs_lead_status options and lifecycle stage, plus custom properties.
+    "hubspot": CrmFieldMap(
+        status_values=StatusValues(
+            open="NEW", accepted="IN_PROGRESS", rejected="UNQUALIFIED", recycled="BAD_TIMING"
+        ),
+        fields={
+            "reason": "revbot_reason",
+            "note": "revbot_note",
+            "revisit_on": "revbot_revisit_on",
+        },
+        mql=MqlCriterion(
+            field="lifecyclestage",
+            equals="marketingqualifiedlead",
+            date_field="hs_lifecyclestage_marketingqualifiedlead_date",
+        ),
+    ),
+}
 
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -266,10 +350,50 @@ class Touches(_Strict):
     minimum: TouchMinimum | None = None
 
 
+class Access(_Strict):
+    """What /pipeline, /lead and /deal may show to whom (extended by the lookup commands)."""
+
+    reps: Literal["own", "pool", "all"] = "pool"
+    managers: Literal["pools", "all"] = "pools"
+    deals: Literal["everyone", "sales", "nobody"] = "everyone"
+    contact_details: list[Literal["rep", "manager", "marketer"]] = Field(default_factory=list)
+
+
+class AskType(_Strict):
+    """A kind of help reps may ask marketing for, with its first-response SLA (business time)."""
+
+    code: Code
+    label: str = Field(min_length=1, max_length=75)
+    first_response_within: Duration = timedelta(hours=4)
+
+
+DEFAULT_ASK_TYPES = [
+    AskType(code="case_study", label="Case study / customer story"),
+    AskType(code="battle_card", label="Battle card / competitor comparison"),
+    AskType(code="roi", label="ROI / business case"),
+    AskType(
+        code="security_docs",
+        label="Security or procurement docs",
+        first_response_within=timedelta(hours=2),
+    ),
+    AskType(code="air_cover", label="Air cover: ads, email sequence or event invite"),
+    AskType(code="custom", label="Custom content", first_response_within=timedelta(hours=8)),
+]
+
+
+class DealSupport(_Strict):
+    """#deal-support: who answers (marketers or a Slack user group), ask types and their SLAs."""
+
+    marketers: list[SlackUserId] = Field(default_factory=list)
+    marketer_group: str | None = Field(None, pattern=r"^S[A-Z0-9]{2,}$")
+    manager: SlackUserId | None = None
+    ask_types: list[AskType] = Field(default_factory=lambda: list(DEFAULT_ASK_TYPES), min_length=1)
+
+
 class Playbook(_Strict):
     """The whole playbook; see revbot.example.yml for every key with its meaning."""
 
-    crm: Literal["local", "salesforce", "hubspot"] = "local"
+    crm: CrmName = "local"
     channels: Channels = Channels()
     timezone: str = "UTC"
     business_hours: BusinessHours = BusinessHours()
@@ -281,9 +405,9 @@ class Playbook(_Strict):
     reasons: Reasons
     routing: Routing
     scoring: Scoring = Scoring()
-    crm_fields: dict[Literal["local", "salesforce", "hubspot"], CrmFieldMap] = Field(
-        default_factory=dict
-    )
+    crm_fields: dict[CrmName, CrmFieldMap] = Field(default_factory=dict)
+    access: Access = Access()
+    deal_support: DealSupport = DealSupport()
 
     @field_validator("timezone")
     @classmethod
@@ -346,8 +470,10 @@ class Playbook(_Strict):
         return next((r for r in reasons if r.code == code), None)
 
     def field_map(self, crm: str) -> CrmFieldMap:
-        """Status values and field names for one CRM (defaults when the playbook sets none)."""
-        return self.crm_fields.get(crm, CrmFieldMap())  # type: ignore[call-overload]
+        """How `crm` holds the handoff: the playbook's `crm_fields` over that CRM's defaults."""
+        defaults = DEFAULT_FIELD_MAPS.get(crm, DEFAULT_FIELD_MAPS["local"])
+        given = self.crm_fields.get(crm)  # type: ignore[call-overload]
+        return given.over(defaults) if given is not None else defaults
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,30 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias="REVBOT_LOG_LEVEL"
     )
+    public_url: str | None = Field(None, validation_alias="REVBOT_PUBLIC_URL")
+
+    salesforce_instance_url: str | None = Field(None, validation_alias="SALESFORCE_INSTANCE_URL")
+    salesforce_access_token: SecretStr | None = Field(
+        None, validation_alias="SALESFORCE_ACCESS_TOKEN"
+    )
+    salesforce_username: str | None = Field(None, validation_alias="SALESFORCE_USERNAME")
+    salesforce_password: SecretStr | None = Field(None, validation_alias="SALESFORCE_PASSWORD")
+    salesforce_security_token: SecretStr | None = Field(
+        None, validation_alias="SALESFORCE_SECURITY_TOKEN"
+    )
+    salesforce_domain: str = Field("login", validation_alias="SALESFORCE_DOMAIN")
+    salesforce_client_id: str | None = Field(None, validation_alias="SALESFORCE_CLIENT_ID")
+    salesforce_client_secret: SecretStr | None = Field(
+        None, validation_alias="SALESFORCE_CLIENT_SECRET"
+    )
+    salesforce_org_id: str | None = Field(None, validation_alias="SALESFORCE_ORG_ID")
+    salesforce_api_version: str = Field("61.0", validation_alias="SALESFORCE_API_VERSION")
+    salesforce_ca_bundle: Path | None = Field(None, validation_alias="SALESFORCE_CA_BUNDLE")
+
+    hubspot_access_token: SecretStr | None = Field(None, validation_alias="HUBSPOT_ACCESS_TOKEN")
+    hubspot_client_secret: SecretStr | None = Field(None, validation_alias="HUBSPOT_CLIENT_SECRET")
+    hubspot_api_url: str = Field("https://api.hubapi.com", validation_alias="HUBSPOT_API_URL")
+    hubspot_portal_id: str | None = Field(None, validation_alias="HUBSPOT_PORTAL_ID")
 
     @field_validator("slack_api_url")
     @classmethod

@@ -17,3 +17,11 @@ def insert_ignore(session: Session, model: type[SQLModel], values: dict[str, Any
     key = next(iter(table.primary_key.columns))
     statement = insert(table).values(**values).on_conflict_do_nothing().returning(key)
     return session.execute(statement).first() is not None
+
+
+LIKE_ESCAPE = "\\"
+
+
+def like_escape(text: str) -> str:
+    """`text` with LIKE's wildcards escaped (use with `escape=LIKE_ESCAPE`), so it matches literally."""
+    return text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2).replace("%", "\\%").replace("_", "\\_")

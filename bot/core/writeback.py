@@ -15,6 +15,7 @@ from bot.core.crm import (
     CrmError,
     CrmTask,
     CrmWrite,
+    DealNote,
     LeadDisposition,
     LeadRef,
     WriteResult,
@@ -42,7 +43,7 @@ def disposition(lead: Lead, cycle: MqlCycle, playbook: Playbook, crm_name: str) 
     return LeadDisposition(
         lead=lead_ref(lead),
         status=status,  # type: ignore[arg-type]
-        status_value=getattr(playbook.field_map(crm_name).status_values, status, status),
+        status_value=playbook.field_map(crm_name).status_value(status),
         owner_slack_id=cycle.owner_slack_id,
         owner_email=member.email if member else None,
         reason_code=cycle.reason_code,
@@ -168,6 +169,37 @@ def deliver_tasks(
         lambda session, rows: build_tasks(session, rows, playbook),
         crm.log_tasks,
         skipped="touch no longer exists",
+        now=now,
+    )
+
+
+def build_notes(rows: Sequence[OutboxMessage]) -> list[DealNote]:
+    """One deal note per `crm.note` row; the row's payload holds the note as enqueued."""
+    return [
+        DealNote(
+            key=str(row.id),
+            external_id=row.payload["external_id"],
+            deal_id=row.payload["deal_id"],
+            title=row.payload["title"],
+            body=row.payload["body"],
+            author_email=row.payload.get("author_email"),
+            created_at=datetime.fromisoformat(row.payload["created_at"]),
+        )
+        for row in rows
+    ]
+
+
+def deliver_notes(
+    engine: Engine, row_ids: Sequence[int], crm: CRM, playbook: Playbook, *, now: datetime
+) -> None:
+    """Write claimed deal-note rows in one `add_deal_notes` call and record each outcome."""
+    _deliver(
+        engine,
+        row_ids,
+        playbook,
+        lambda session, rows: build_notes(rows),
+        crm.add_deal_notes,
+        skipped="note could not be built",
         now=now,
     )
 
