@@ -35,6 +35,7 @@ from bot.sandbox.web import fresh_sandbox_database, sandbox_settings
 from bot.server import serve
 from bot.services import Services, build_services, slack_client, utc_now
 from integrations import CrmNotConfigured, build_crm
+from jobs import digest as digest_job
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 Report = Callable[[bool | None, str, str], None]
@@ -319,7 +320,6 @@ def digest(preview: bool, post: bool, out: Path, iso_week: str | None) -> None:
     except ValueError as exc:
         _fail(f"--week: {exc}")
     _prepare_database(services.engine, settings)
-    from jobs import digest as digest_job  # loads matplotlib: only this command needs it
 
     if post:
         queued = digest_job.queue(services, week, now=services.clock())

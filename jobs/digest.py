@@ -14,7 +14,6 @@ from bot.core.metrics import Scoreboard, Week, last_complete_week, weekly_scoreb
 from bot.core.playbook import Playbook
 from bot.services import Services
 from bot.views.digest import build_digest
-from bot.views.digest_chart import render_trend_png
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +57,9 @@ def render(services: Services, week: Week, *, now: datetime) -> RenderedDigest:
     playbook = services.playbook
     with transaction(services.engine) as session:
         board = weekly_scoreboard(session, playbook, week, now=now)
+    # matplotlib costs ~40 MB and a second to import: load it only when a digest is rendered.
+    from bot.views.digest_chart import render_trend_png
+
     title = f"{week.label}: MQLs, acceptance and time to accept, last {len(board.trend)} weeks"
     return RenderedDigest(
         week, board, build_digest(board, playbook), render_trend_png(board.trend, title=title)

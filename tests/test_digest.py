@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import subprocess
+import sys
 import threading
 from dataclasses import replace
 from datetime import timedelta
@@ -456,3 +458,10 @@ def test_cli_post_queues_the_week_once(tmp_path: Path) -> None:
         ).all()
     engine.dispose()
     assert keys == ["digest:2026-W47:#revenue-pipeline"]
+
+
+def test_starting_revbot_does_not_load_matplotlib() -> None:
+    # A worker pays for the chart library only when it renders a digest.
+    code = "import sys, bot.cli, bot.worker; print('matplotlib' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

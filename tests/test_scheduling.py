@@ -17,6 +17,7 @@ from bot.core.intake import LeadIn, ingest
 from bot.core.jobruns import slot
 from bot.core.leadership import PostgresLeader, SecondWorkerError, SqliteWorkerLock
 from bot.core.models import JobRun, OutboxMessage, SlaEvent
+from jobs import housekeeping
 from jobs.scheduler import default_jobs, last_fire_time, on_cron, run_once
 from tests.conftest import FrozenClock, lead_json, make_services, team_playbook
 from tests.processes import RevbotProcess, revbot_env
@@ -170,3 +171,19 @@ def test_the_weekly_digest_is_queued_once_for_its_cron_time(
             select(OutboxMessage).where(OutboxMessage.kind == "slack.file")
         ).all()
     assert [d.payload["week"] for d in digests] == ["2026-W47"]
+
+
+def test_housekeeping_forgets_job_runs_after_a_month_but_not_recent_ones(
+    engine: Any, database_url: str, clock: FrozenClock
+) -> None:
+    services = make_services(engine, database_url, None, clock=clock)
+    old, recent = clock() - timedelta(days=31), clock() - timedelta(days=9)
+    for when in (old, recent):
+        run_once(services, "weekly_digest_test", when, lambda services, now: None)
+
+    housekeeping.run(services, now=clock())
+
+    with Session(engine) as session:
+        kept = [r.scheduled_for for r in session.exec(select(JobRun)).all()]
+    assert kept == [recent]
+    assert run_once(services, "weekly_digest_test", recent, lambda services, now: None) is False

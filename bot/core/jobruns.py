@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlmodel import Session
+from sqlalchemy import delete
+from sqlmodel import Session, col
 
 from bot.core.models import JobRun
 from bot.core.sql import insert_ignore
@@ -39,3 +40,9 @@ def finish_run(session: Session, job: str, scheduled_for: datetime, *, now: date
     if run is not None:
         run.finished_at = now
         session.add(run)
+
+
+def purge_runs(session: Session, *, before: datetime) -> int:
+    """Delete the records of runs scheduled before `before`; returns how many."""
+    result = session.execute(delete(JobRun).where(col(JobRun.scheduled_for) < before))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

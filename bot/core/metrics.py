@@ -35,13 +35,16 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, text
 from sqlmodel import Session, col
 
 from bot.core.models import RECYCLED, REJECTED, Lead, LeadOutcomeRecord, MqlCycle, SlaEvent
 from bot.core.playbook import DigestTargets, Playbook
+
+if TYPE_CHECKING:
+    from bot.core.deal_support_metrics import DealSupportWeek
 
 ISO_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 SLA_EVENT_KINDS = ("nudge", "escalate", "reassign", "limbo", "unassigned")
@@ -258,6 +261,7 @@ class Scoreboard:
     targets: DigestTargets
     outcomes: Outcomes | None = None
     previous_outcomes: Outcomes | None = None
+    deal_support: DealSupportWeek | None = None
 
     @property
     def alarms(self) -> list[Alarm]:
@@ -350,7 +354,17 @@ def weekly_scoreboard(
         targets=playbook.digest.targets,
         outcomes=crm_outcomes(session, window[0]),
         previous_outcomes=crm_outcomes(session, window[1]),
+        deal_support=_deal_support(session, playbook, window[0], now=now),
     )
+
+
+def _deal_support(
+    session: Session, playbook: Playbook, week: Week, *, now: datetime
+) -> DealSupportWeek:
+    # Imported here: the deal-support figures build on this module's percentile helpers.
+    from bot.core.deal_support_metrics import deal_support_week
+
+    return deal_support_week(session, playbook, week, now=now)
 
 
 def crm_outcomes(session: Session, week: Week) -> Outcomes | None:
@@ -369,20 +383,27 @@ def crm_outcomes(session: Session, week: Week) -> Outcomes | None:
         .subquery()
     )
     has_opp = col(LeadOutcomeRecord.opportunity_id).is_not(None)
-    stmt = (
+    rows = (
         select(
-            func.coalesce(col(Lead.lead_source), "(none)"),
-            func.count(),
-            func.sum(_flag(col(LeadOutcomeRecord.converted).is_(True))),
-            func.sum(case((has_opp, col(LeadOutcomeRecord.amount)), else_=0)),
-            func.sum(_flag(and_(has_opp, col(LeadOutcomeRecord.is_closed).is_(True)))),
-            func.sum(_flag(and_(has_opp, col(LeadOutcomeRecord.is_won).is_(True)))),
+            func.coalesce(col(Lead.lead_source), "(none)").label("source"),
+            _flag(col(LeadOutcomeRecord.converted).is_(True)).label("converted"),
+            case((has_opp, col(LeadOutcomeRecord.amount)), else_=0).label("amount"),
+            _flag(and_(has_opp, col(LeadOutcomeRecord.is_closed).is_(True))).label("closed"),
+            _flag(and_(has_opp, col(LeadOutcomeRecord.is_won).is_(True))).label("won"),
         )
         .select_from(cohort)
         .join(Lead, col(Lead.id) == cohort.c.lead_id)
         .outerjoin(LeadOutcomeRecord, col(LeadOutcomeRecord.lead_id) == cohort.c.lead_id)
-        .group_by(func.coalesce(col(Lead.lead_source), "(none)"))
+        .subquery()
     )
+    stmt = select(
+        rows.c.source,
+        func.count(),
+        func.sum(rows.c.converted),
+        func.sum(rows.c.amount),
+        func.sum(rows.c.closed),
+        func.sum(rows.c.won),
+    ).group_by(rows.c.source)
     mqls = sqls = closed = won = 0
     pipeline = 0.0
     pipeline_by_source: dict[str, float] = {}
