@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from bot.core import outbox
+from bot.core import flood, outbox
 from bot.core.db import transaction
 from bot.core.delivery import Failed, RateLimited, record_outcome
 from bot.core.writeback import deliver_batch, deliver_notes, deliver_tasks
@@ -14,6 +14,7 @@ from bot.services import Services
 from jobs.crm_intake import deliver_intake
 
 log = logging.getLogger(__name__)
+CHANNEL_LANE_PREFIX = outbox.channel_lane("")
 
 
 def run(services: Services, *, now: datetime) -> int:
@@ -52,6 +53,11 @@ def _deliver_crm(
 
 
 def _deliver_slack_lane(services: Services, lane: str, *, now: datetime) -> int:
+    if lane.startswith(CHANNEL_LANE_PREFIX):
+        with transaction(services.engine) as session:
+            absorbed = flood.absorb(session, lane, now=now)
+        if absorbed:
+            log.warning("%d cards waiting for %s: listing them in a flood thread", absorbed, lane)
     budget = services.pacer.available(lane, now)
     if budget == 0:
         return 0

@@ -1,0 +1,61 @@
+"""Slack delivery of a flood: the summary message, then pages of leads in its thread."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from slack_sdk import WebClient
+from sqlalchemy import Engine
+
+from bot.core import outbox
+from bot.core.db import transaction
+from bot.core.delivery import Deferred, Delivered, Outcome
+from bot.core.flood import page_entries, summary_row
+from bot.core.models import OutboxMessage
+from bot.core.playbook import Playbook
+from bot.views.flood import build_flood_page, build_flood_summary
+
+FLOOD_KINDS = (outbox.SLACK_FLOOD, outbox.SLACK_FLOOD_PAGE)
+WAIT_FOR_SUMMARY_SECONDS = 1.0
+
+
+class FloodDelivery:
+    """Posts flood summaries and their thread pages."""
+
+    def __init__(self, client: WebClient, engine: Engine, playbook: Playbook) -> None:
+        self._client = client
+        self._engine = engine
+        self._playbook = playbook
+
+    def handlers(self) -> dict[str, Callable[[OutboxMessage], Outcome]]:
+        """The outbox kinds this class delivers."""
+        return {outbox.SLACK_FLOOD: self._summary, outbox.SLACK_FLOOD_PAGE: self._page}
+
+    def _summary(self, row: OutboxMessage) -> Outcome:
+        view = build_flood_summary(
+            int(row.payload["total"]), dict(row.payload["tiers"]), playbook=self._playbook
+        )
+        response = self._client.chat_postMessage(
+            channel=str(row.payload["channel"]),
+            text=view["text"],
+            blocks=view["blocks"],
+            unfurl_links=False,
+        )
+        return Delivered(result={"channel": response["channel"], "ts": response["ts"]})
+
+    def _page(self, row: OutboxMessage) -> Outcome:
+        with transaction(self._engine) as session:
+            summary = summary_row(session, str(row.payload["flood"]))
+            if summary is not None and summary.state in (outbox.PENDING, outbox.IN_FLIGHT):
+                return Deferred(WAIT_FOR_SUMMARY_SECONDS, "waiting for the flood summary")
+            entries = page_entries(session, [int(i) for i in row.payload["cycle_ids"]])
+            view = build_flood_page(entries, playbook=self._playbook)
+        posted = summary.result if summary is not None else {}
+        response = self._client.chat_postMessage(
+            channel=str(posted.get("channel") or row.payload["channel"]),
+            thread_ts=posted.get("ts"),
+            text=view["text"],
+            blocks=view["blocks"],
+            unfurl_links=False,
+        )
+        return Delivered(result={"channel": response["channel"], "ts": response["ts"]})

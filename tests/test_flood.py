@@ -1,0 +1,137 @@
+"""Flood control: a backlog of cards beyond a minute of the channel's budget becomes one summary
+with the leads listed in its thread; hot leads still reach their owners' DMs."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from bot.core import flood, outbox
+from bot.core.db import transaction
+from bot.core.intake import LeadIn, ingest
+from bot.core.models import OutboxMessage
+from jobs import outbox as outbox_job
+from tests.conftest import FrozenClock, lead_json, make_services, team_playbook
+from tests.fakes.slack_api import FakeSlack
+
+LANE = outbox.channel_lane("#revenue-pipeline")
+
+
+def _ingest(
+    engine: Any, clock: FrozenClock, count: int, *, start: int = 0, hot_every: int = 10
+) -> None:
+    playbook = team_playbook("assign")
+    with transaction(engine) as session:
+        for i in range(start, start + count):
+            score = 95 if i % hot_every == 0 else 30
+            lead = LeadIn.model_validate(
+                lead_json(
+                    f"L-{i:05d}", email=f"p{i}@example.com", last_name=f"Person{i}", score=score
+                )
+            )
+            ingest(session, lead, playbook=playbook, now=clock())
+
+
+def _rows(engine: Any, kind: str) -> list[OutboxMessage]:
+    with Session(engine) as session:
+        rows = list(
+            session.exec(
+                select(OutboxMessage)
+                .where(OutboxMessage.kind == kind)
+                .order_by(col(OutboxMessage.id))
+            ).all()
+        )
+        for row in rows:
+            session.expunge(row)
+        return rows
+
+
+def _absorb(engine: Any, clock: FrozenClock) -> int:
+    with transaction(engine) as session:
+        return flood.absorb(session, LANE, now=clock())
+
+
+def test_a_backlog_within_a_minute_of_budget_stays_cards(engine: Any, clock: FrozenClock) -> None:
+    _ingest(engine, clock, flood.FLOOD_BACKLOG)
+    assert _absorb(engine, clock) == 0
+    assert _rows(engine, outbox.SLACK_FLOOD) == []
+    assert {r.state for r in _rows(engine, outbox.SLACK_CARD)} == {outbox.PENDING}
+
+
+def test_a_bigger_backlog_becomes_one_summary_and_pages_most_urgent_first(
+    engine: Any, clock: FrozenClock
+) -> None:
+    _ingest(engine, clock, 150)
+    assert _absorb(engine, clock) == 150
+
+    [summary] = _rows(engine, outbox.SLACK_FLOOD)
+    assert summary.payload["total"] == 150
+    assert summary.payload["tiers"] == {"hot": 15, "nurture": 135}
+    assert summary.priority == outbox.PRIORITY_ALERT
+    pages = _rows(engine, outbox.SLACK_FLOOD_PAGE)
+    assert [len(p.payload["cycle_ids"]) for p in pages] == [100, 50]
+    listed = [c for p in pages for c in p.payload["cycle_ids"]]
+    cards = _rows(engine, outbox.SLACK_CARD)
+    assert sorted(listed) == sorted(int(c.payload["cycle_id"]) for c in cards)  # each lead once
+    hot_cycles = {
+        int(c.payload["cycle_id"]) for c in cards if c.priority == outbox.PRIORITY_FIRST_TIER
+    }
+    assert set(listed[:15]) == hot_cycles  # the hot tier leads the first page
+    assert {(c.state, c.result["flood"]) for c in cards} == {(outbox.DONE, summary.dedupe_key)}
+    # Hot leads with an owner keep their DMs: flood control touches channel cards only.
+    assert len(_rows(engine, outbox.SLACK_DM)) == 15
+    assert {r.state for r in _rows(engine, outbox.SLACK_DM)} == {outbox.PENDING}
+
+
+def test_while_a_flood_lasts_any_backlog_past_a_burst_joins_its_thread(
+    engine: Any, clock: FrozenClock
+) -> None:
+    _ingest(engine, clock, 100)
+    _absorb(engine, clock)
+    [summary] = _rows(engine, outbox.SLACK_FLOOD)
+
+    clock.advance(seconds=30)
+    _ingest(engine, clock, flood.FLOOD_BURST, start=100)
+    assert _absorb(engine, clock) == 0  # a burst's worth still posts as cards
+    _ingest(engine, clock, 5, start=200)
+    assert _absorb(engine, clock) == flood.FLOOD_BURST + 5
+    assert len(_rows(engine, outbox.SLACK_FLOOD)) == 1
+    latest = _rows(engine, outbox.SLACK_FLOOD_PAGE)[-1]
+    assert latest.payload["flood"] == summary.dedupe_key
+
+    clock.advance(seconds=flood.FLOOD_QUIET.total_seconds() + 1)
+    _ingest(engine, clock, 10, start=300)
+    assert _absorb(engine, clock) == 0  # the flood is over: ten cards are ordinary traffic
+
+
+def test_the_summary_posts_first_and_the_pages_thread_under_it(
+    engine: Any, database_url: str, fake_slack: FakeSlack, clock: FrozenClock
+) -> None:
+    services = make_services(
+        engine, database_url, fake_slack, clock=clock, playbook=team_playbook("assign")
+    )
+    _ingest(engine, clock, 120)
+    for _ in range(12):
+        outbox_job.run(services, now=clock())
+        clock.advance(seconds=1)
+
+    messages = fake_slack.messages("#revenue-pipeline")
+    summary = messages[0]
+    assert "120 new MQLs" in summary["blocks"][0]["text"]["text"]
+    replies = [m for m in messages if m.get("thread_ts") == summary["ts"]]
+    assert len(replies) == 2
+    text = "\n".join(
+        b["text"]["text"] for m in replies for b in m["blocks"] if b["type"] == "section"
+    )
+    listed = re.findall(r"^• \*Ana (Person\d+)\*", text, flags=re.MULTILINE)
+    assert sorted(listed) == sorted(f"Person{i}" for i in range(120))  # every lead, once
+    assert "@example.com" not in text  # no email in the channel, as on cards
+    assert len(messages) == 3  # no individual cards were posted
+    hot_dms = [
+        c
+        for c in fake_slack.calls("chat.postMessage")
+        if str(c.params.get("channel", "")).startswith("U")
+    ]
+    assert len(hot_dms) == 12
