@@ -22,6 +22,9 @@ from bot.delivery.slack import SlackDelivery
 from integrations import build_crm
 
 SLACK_TIMEOUT_SECONDS = 10
+# Slack allows about one post a second per conversation; requests reach Slack a little earlier
+# or later than they leave, and a few milliseconds early at exactly one a second draws a 429.
+POSTS_PER_SECOND = 0.97
 
 
 def utc_now() -> datetime:
@@ -33,8 +36,8 @@ def default_pacer() -> Pacer:
     """Slack's budgets: ~1 post/s per channel or DM with a small burst; updates ~50/min."""
     return Pacer(
         budget_for={
-            "channel": Budget(rate=1.0, burst=3),
-            "dm": Budget(rate=1.0, burst=3),
+            "channel": Budget(rate=POSTS_PER_SECOND, burst=3),
+            "dm": Budget(rate=POSTS_PER_SECOND, burst=3),
             outbox.REFRESH_LANE: Budget(rate=50 / 60, burst=10),
         }
     )

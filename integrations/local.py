@@ -20,7 +20,7 @@ from bot.core.crm import (
     WriteResult,
 )
 from bot.core.db import transaction
-from bot.core.models import LocalCrmRecord, LocalDeal, LocalDealNote
+from bot.core.models import Lead, LocalCrmRecord, LocalDeal, LocalDealNote
 from bot.core.sql import LIKE_ESCAPE, insert_ignore, like_escape
 
 
@@ -36,11 +36,18 @@ class LocalCRM:
         self._clock = clock
 
     def apply(self, writes: Sequence[CrmWrite]) -> list[WriteResult]:
-        """Upsert every lead's record in one transaction (absolute state, so replays are harmless)."""
+        """Upsert every lead's record in one transaction (absolute state, so replays are harmless);
+        a lead revbot does not hold is refused on its own."""
         now = self._clock()
+        results = []
         with transaction(self._engine) as session:
             for write in writes:
                 d = write.disposition
+                if session.get(Lead, d.lead.lead_id) is None:
+                    results.append(
+                        WriteResult(write.key, ok=False, error=f"no lead with id {d.lead.lead_id}")
+                    )
+                    continue
                 record = session.get(LocalCrmRecord, d.lead.lead_id) or LocalCrmRecord(
                     lead_id=d.lead.lead_id, status=d.status_value, updated_at=now
                 )
@@ -54,7 +61,8 @@ class LocalCRM:
                 record.updated_at = now
                 record.writes += 1
                 session.add(record)
-        return [WriteResult(key=w.key, ok=True) for w in writes]
+                results.append(WriteResult(key=write.key, ok=True))
+        return results
 
     def log_tasks(self, tasks: Sequence[CrmTask]) -> list[WriteResult]:
         """Accept every task: revbot's own `touches` row is the local CRM's task record already."""

@@ -8,7 +8,8 @@ from datetime import datetime
 
 from bot.core import flood, outbox
 from bot.core.db import transaction
-from bot.core.delivery import Failed, RateLimited, record_outcome
+from bot.core.delivery import Failed, Outcome, RateLimited, record_outcome
+from bot.core.models import OutboxMessage
 from bot.core.writeback import deliver_batch, deliver_notes, deliver_tasks
 from bot.services import Services
 from jobs.crm_intake import deliver_intake
@@ -17,22 +18,25 @@ log = logging.getLogger(__name__)
 CHANNEL_LANE_PREFIX = outbox.channel_lane("")
 
 
+CRM_DELIVERIES: dict[str, Callable[..., None]] = {
+    outbox.CRM_LANE: deliver_batch,
+    outbox.CRM_TASK_LANE: deliver_tasks,
+    outbox.CRM_NOTE_LANE: deliver_notes,
+    outbox.CRM_INTAKE_LANE: deliver_intake,
+}
+
+
 def run(services: Services, *, now: datetime) -> int:
     """Deliver what is due now; returns how many rows were attempted (0 when idle or all paced)."""
     with transaction(services.engine) as session:
         lanes = outbox.due_lanes(session, now)
     attempted = 0
     for lane in lanes:
-        if lane == outbox.CRM_LANE:
-            attempted += _deliver_crm(services, lane, deliver_batch, now=now)
-        elif lane == outbox.CRM_TASK_LANE:
-            attempted += _deliver_crm(services, lane, deliver_tasks, now=now)
-        elif lane == outbox.CRM_NOTE_LANE:
-            attempted += _deliver_crm(services, lane, deliver_notes, now=now)
-        elif lane == outbox.CRM_INTAKE_LANE:
-            attempted += _deliver_crm(services, lane, deliver_intake, now=now)
-        else:
-            attempted += _deliver_slack_lane(services, lane, now=now)
+        if lane in CRM_DELIVERIES:
+            attempted += _deliver_crm(services, lane, CRM_DELIVERIES[lane], now=now)
+    slack_lanes = [lane for lane in lanes if lane not in CRM_DELIVERIES]
+    if slack_lanes:
+        attempted += _deliver_slack(services, slack_lanes, now=now)
     return attempted
 
 
@@ -52,40 +56,63 @@ def _deliver_crm(
     return len(ids)
 
 
-def _deliver_slack_lane(services: Services, lane: str, *, now: datetime) -> int:
-    if lane.startswith(CHANNEL_LANE_PREFIX):
+def _deliver_slack(services: Services, lanes: list[str], *, now: datetime) -> int:
+    """Claim every lane's budget in one transaction, send, then record every outcome in one.
+
+    Two transactions a round, however many lanes (each DM is a lane), keep delivery moving while
+    intake holds the database busy (SQLite has one writer at a time).
+    """
+    channels = [lane for lane in lanes if lane.startswith(CHANNEL_LANE_PREFIX)]
+    if channels:
         with transaction(services.engine) as session:
-            absorbed = flood.absorb(session, lane, now=now)
-        if absorbed:
-            log.warning("%d cards waiting for %s: listing them in a flood thread", absorbed, lane)
-    budget = services.pacer.available(lane, now)
-    if budget == 0:
-        return 0
+            for lane in channels:
+                absorbed = flood.absorb(session, lane, now=now)
+                if absorbed:
+                    log.warning("%d cards waiting for %s: listing them in a thread", absorbed, lane)
+    claimed: list[tuple[str, list[OutboxMessage]]] = []
     with transaction(services.engine) as session:
-        rows = outbox.claim(session, lane, budget, now=now)
-    alert_channel = services.playbook.channels.alerts_channel
-    delivery = services.slack_delivery
-    if delivery is None:
-        unconfigured = Failed("Slack is not configured (SLACK_BOT_TOKEN is unset)", retryable=True)
+        for lane in lanes:
+            # The pacer reads the clock at each send: `now` is when this round began, and a
+            # round spent waiting on the database must not make the next send look due earlier.
+            budget = services.pacer.available(lane, services.clock())
+            if budget:
+                rows = outbox.claim(session, lane, budget, now=now)
+                for row in rows:
+                    session.expunge(row)
+                claimed.append((lane, rows))
+    outcomes: list[tuple[int, Outcome]] = []
+    for lane, rows in claimed:
+        outcomes += _send_lane(services, lane, rows)
+    if outcomes:
+        alert_channel = services.playbook.channels.alerts_channel
         with transaction(services.engine) as session:
-            for row in rows:
-                assert row.id is not None
-                record_outcome(session, row.id, unconfigured, now=now, alert_channel=alert_channel)
-        return len(rows)
+            for row_id, outcome in outcomes:
+                record_outcome(session, row_id, outcome, now=now, alert_channel=alert_channel)
+    return len(outcomes)
+
+
+def _send_lane(
+    services: Services, lane: str, rows: list[OutboxMessage]
+) -> list[tuple[int, Outcome]]:
+    """Send one lane's claimed rows in order; a 429 pauses the lane and puts the rest back."""
+    delivery = services.slack_delivery
+    outcomes: list[tuple[int, Outcome]] = []
     for index, row in enumerate(rows):
         assert row.id is not None
-        services.pacer.take(lane, now)
+        if delivery is None:
+            unconfigured = Failed(
+                "Slack is not configured (SLACK_BOT_TOKEN is unset)", retryable=True
+            )
+            outcomes.append((row.id, unconfigured))
+            continue
+        services.pacer.take(lane, services.clock())
         outcome = delivery.deliver(row)
+        outcomes.append((row.id, outcome))
         if isinstance(outcome, Failed):
             log.warning("outbox #%s (%s) failed: %s", row.id, row.kind, outcome.error)
-        with transaction(services.engine) as session:
-            record_outcome(session, row.id, outcome, now=now, alert_channel=alert_channel)
-            if isinstance(outcome, RateLimited):
-                until = services.pacer.block(lane, now, outcome.retry_after)
-                log.info("Slack rate-limited lane %s; pausing it until %s", lane, until.isoformat())
-                for rest in rows[index + 1 :]:
-                    assert rest.id is not None
-                    record_outcome(session, rest.id, outcome, now=now, alert_channel=alert_channel)
         if isinstance(outcome, RateLimited):
-            return index + 1
-    return len(rows)
+            until = services.pacer.block(lane, services.clock(), outcome.retry_after)
+            log.info("Slack rate-limited lane %s; pausing it until %s", lane, until.isoformat())
+            outcomes += [(rest.id, outcome) for rest in rows[index + 1 :] if rest.id is not None]
+            break
+    return outcomes

@@ -20,7 +20,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.core.db import transaction
 from bot.core.jobruns import claim_run, finish_run, slot
 from bot.services import Services
-from jobs import crm_intake, digest, housekeeping, outcomes, sla
+from jobs import crm_intake, deal_support_sla, digest, housekeeping, outcomes, sla
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +135,11 @@ def _core_jobs(
             "sla_sweep",
             IntervalTrigger(minutes=1),
             every(services, "sla_sweep", SLA_SWEEP_EVERY, sla.run),
+        ),
+        (
+            "deal_support_sla",
+            IntervalTrigger(minutes=1),
+            every(services, "deal_support_sla", SLA_SWEEP_EVERY, deal_support_sla.run),
         ),
         (
             "outbox_housekeeping",

@@ -136,7 +136,15 @@ def test_fields_intake_cannot_use_are_dropped_not_the_lead(engine: Any, clock: F
         summary = store_crm_leads(
             session,
             "scripted",
-            [record("00Q2", employees="about fifty", title="x" * 400, country="DE")],
+            [
+                record(
+                    "00Q2",
+                    employees="about fifty",
+                    title="x" * 400,
+                    country="DE",
+                    email="not-an-email",
+                )
+            ],
             playbook=team_playbook(),
             now=clock(),
         )
@@ -144,6 +152,7 @@ def test_fields_intake_cannot_use_are_dropped_not_the_lead(engine: Any, clock: F
     with Session(engine) as session:
         lead = session.exec(select(Lead)).one()
     assert (lead.employees, lead.title, lead.country, lead.company) == (None, None, "DE", "Acme")
+    assert lead.email is None
 
 
 def test_a_record_without_an_id_is_refused_and_nothing_is_stored(
@@ -353,6 +362,7 @@ def test_crm_jobs_are_scheduled_only_for_a_crm_with_records_of_its_own(
     assert {name for name, _, _ in default_jobs(local)} == {
         "weekly_digest",
         "sla_sweep",
+        "deal_support_sla",
         "outbox_housekeeping",
     }
     services, _ = services_with(engine, database_url, clock)

@@ -19,7 +19,7 @@ from bot.core.intake import IntakeResult, LeadIn, ingest
 from bot.core.models import MqlCycle, OutboxMessage, SlackMessage
 from bot.core.pacing import Budget, Pacer
 from bot.delivery.slack import SlackDelivery
-from bot.services import Services
+from bot.services import POSTS_PER_SECOND, Services
 from jobs import outbox as outbox_job
 from tests.conftest import (
     BOT_TOKEN,
@@ -33,6 +33,7 @@ from tests.fakes.slack_api import FakeSlack, Recorded
 
 PIPELINE = "#revenue-pipeline"
 PIPELINE_ID = "C0PIPELINE"
+PER_POST = 1 / POSTS_PER_SECOND  # seconds that earn one more post
 ALERTS = "#revops-alerts"
 ALERTS_ID = "C0ALERTS"
 
@@ -238,11 +239,11 @@ def test_a_backlog_is_paced_to_the_burst_then_about_one_post_per_second(
     _run(services, clock)
     assert len(_posts(fake)) == 3, "half a second does not earn a post"
 
-    clock.advance(seconds=0.5)
+    clock.advance(seconds=PER_POST - 0.5)
     _run(services, clock)
     assert len(_posts(fake)) == 4
     for expected in range(5, 11):
-        clock.advance(seconds=1)
+        clock.advance(seconds=PER_POST)
         _run(services, clock)
         assert len(_posts(fake)) == expected
 

@@ -85,7 +85,17 @@ def test_a_bigger_backlog_becomes_one_summary_and_pages_most_urgent_first(
     assert {r.state for r in _rows(engine, outbox.SLACK_DM)} == {outbox.PENDING}
 
 
-def test_while_a_flood_lasts_any_backlog_past_a_burst_joins_its_thread(
+def _post_pages(engine: Any, clock: FrozenClock) -> None:
+    with transaction(engine) as session:
+        for row in session.exec(
+            select(OutboxMessage).where(
+                OutboxMessage.kind == outbox.SLACK_FLOOD_PAGE, OutboxMessage.state == outbox.PENDING
+            )
+        ).all():
+            outbox.complete(session, row, now=clock())
+
+
+def test_while_a_flood_lasts_new_cards_join_the_page_waiting_to_go_out(
     engine: Any, clock: FrozenClock
 ) -> None:
     _ingest(engine, clock, 100)
@@ -93,16 +103,24 @@ def test_while_a_flood_lasts_any_backlog_past_a_burst_joins_its_thread(
     [summary] = _rows(engine, outbox.SLACK_FLOOD)
 
     clock.advance(seconds=30)
-    _ingest(engine, clock, flood.FLOOD_BURST, start=100)
-    assert _absorb(engine, clock) == 0  # a burst's worth still posts as cards
+    _ingest(engine, clock, 10, start=100)
+    assert _absorb(engine, clock) == 10  # the first page is full: a second one starts
     _ingest(engine, clock, 5, start=200)
-    assert _absorb(engine, clock) == flood.FLOOD_BURST + 5
+    assert _absorb(engine, clock) == 5  # and gathers what arrives before it is posted
+    pages = _rows(engine, outbox.SLACK_FLOOD_PAGE)
+    assert [len(p.payload["cycle_ids"]) for p in pages] == [100, 15]
+    assert {p.payload["flood"] for p in pages} == {summary.dedupe_key}
     assert len(_rows(engine, outbox.SLACK_FLOOD)) == 1
-    latest = _rows(engine, outbox.SLACK_FLOOD_PAGE)[-1]
-    assert latest.payload["flood"] == summary.dedupe_key
 
+    _post_pages(engine, clock)
+    _ingest(engine, clock, flood.FLOOD_BURST, start=300)
+    assert _absorb(engine, clock) == 0  # nothing waiting to join: a burst still posts as cards
+    _ingest(engine, clock, 1, start=350)
+    assert _absorb(engine, clock) == flood.FLOOD_BURST + 1  # past a burst: a new page
+
+    _post_pages(engine, clock)
     clock.advance(seconds=flood.FLOOD_QUIET.total_seconds() + 1)
-    _ingest(engine, clock, 10, start=300)
+    _ingest(engine, clock, 10, start=400)
     assert _absorb(engine, clock) == 0  # the flood is over: ten cards are ordinary traffic
 
 

@@ -416,7 +416,10 @@ def test_crm_rate_limit_is_honoured_before_retrying(
     engine: Any, database_url: str, fake: FakeSlack, clock: FrozenClock
 ) -> None:
     crm = RecordingCRM()
-    crm.raise_next = [CrmRateLimited("REQUEST_LIMIT_EXCEEDED", retry_after=60)]
+    crm.raise_next = [
+        CrmRateLimited("REQUEST_LIMIT_EXCEEDED", retry_after=60),
+        CrmRateLimited("REQUEST_LIMIT_EXCEEDED", retry_after=60),
+    ]
     services = _services(engine, database_url, fake, clock, mode="assign", crm=crm)
     result = _ingest(services, clock)
     start = clock()
@@ -425,6 +428,8 @@ def test_crm_rate_limit_is_honoured_before_retrying(
     row = _crm_row_of(engine, result.lead_id)
     assert row.state == outbox.PENDING
     assert row.due_at >= start + timedelta(seconds=60)
+    [alert] = _alert_rows(engine)  # writes are paused, and the team is told once
+    assert "API limit" in alert.payload["text"] and "nothing is lost" in alert.payload["text"]
 
     for seconds in (1, 30, 59):
         clock.now = start + timedelta(seconds=seconds)
@@ -434,6 +439,10 @@ def test_crm_rate_limit_is_honoured_before_retrying(
     clock.now = start + timedelta(seconds=61)
     _run(services, clock)
     assert len(crm.batches) == 2
+    assert len(_alert_rows(engine)) == 1  # still paused: no second alert within the hour
+    clock.now = start + timedelta(seconds=122)
+    _run(services, clock)
+    assert len(crm.batches) == 3
     assert _crm_row_of(engine, result.lead_id).state == outbox.DONE
     assert result.lead_id in crm.records
 

@@ -66,14 +66,18 @@ def store_crm_leads(
 
 def _usable(data: dict[str, Any]) -> LeadIn | list[FieldError]:
     checked = validate_lead(data, identified=True)
-    if not isinstance(checked, list):
-        return checked
-    bad = {e.field.split(".")[0] for e in checked}
-    if bad & {"external_id", "(lead)"}:
-        return checked
-    dropped = {k: v for k, v in data.items() if k not in bad}
-    log.info("dropping unusable field(s) %s of CRM record %s", sorted(bad), data.get("external_id"))
-    return validate_lead(dropped, identified=True)
+    # Each pass drops the fields refused so far; pydantic reports some problems (a bad email)
+    # only once the others are gone, so this takes a few passes at most.
+    while isinstance(checked, list):
+        bad = {e.field.split(".")[0] for e in checked}
+        if bad & {"external_id", "(lead)"} or not bad & data.keys():
+            return checked
+        log.info(
+            "dropping unusable field(s) %s of CRM record %s", sorted(bad), data.get("external_id")
+        )
+        data = {k: v for k, v in data.items() if k not in bad}
+        checked = validate_lead(data, identified=True)
+    return checked
 
 
 def read_watermark(session: Session, source: str) -> str | None:

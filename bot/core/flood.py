@@ -4,7 +4,8 @@ Slack allows about one message a second per channel, so 5,000 MQLs from a webina
 well over an hour as cards. When more than `FLOOD_BACKLOG` cards wait for one channel, revbot
 posts one summary message instead and lists the waiting leads in its thread, many per message;
 hot leads still reach their owners' DMs, which have budgets of their own. While the flood lasts
-(until `FLOOD_QUIET` passes without a new page), any backlog beyond a burst joins the thread.
+(until `FLOOD_QUIET` passes without a new page), new cards join the page waiting to be posted,
+or start a new one past a burst, so the channel posts pages rather than single cards.
 """
 
 from __future__ import annotations
@@ -31,7 +32,13 @@ def flood_lane_key(lane: str) -> str:
 def absorb(session: Session, lane: str, *, now: datetime) -> int:
     """Turn a channel's card backlog into thread pages of a flood summary; returns cards absorbed."""
     current = _active_flood(session, lane, now=now)
-    threshold = FLOOD_BURST if current is not None else FLOOD_BACKLOG
+    waiting_page = _waiting_page(session, lane) if current is not None else None
+    if waiting_page is not None:
+        threshold = 0  # a page is about to go out: everything waiting joins it
+    elif current is not None:
+        threshold = FLOOD_BURST
+    else:
+        threshold = FLOOD_BACKLOG
     waiting = session.exec(
         select(OutboxMessage)
         .where(
@@ -50,8 +57,6 @@ def absorb(session: Session, lane: str, *, now: datetime) -> int:
     if len(waiting) <= threshold:
         return 0
     channel = str(waiting[0].payload["channel"])
-    cycle_ids = [int(row.payload["cycle_id"]) for row in waiting]
-    tiers = _tiers(session, cycle_ids)
     if current is None:
         current = f"{flood_lane_key(lane)}{waiting[0].id}"
         outbox.enqueue(
@@ -61,11 +66,20 @@ def absorb(session: Session, lane: str, *, now: datetime) -> int:
             lane=lane,
             now=now,
             priority=outbox.PRIORITY_ALERT,
-            payload={"channel": channel, "total": len(cycle_ids), "tiers": tiers},
+            payload={
+                "channel": channel,
+                "total": len(waiting),
+                "tiers": _tiers(session, [int(r.payload["cycle_id"]) for r in waiting]),
+            },
         )
-    for start in range(0, len(waiting), PAGE_SIZE):
-        page = waiting[start : start + PAGE_SIZE]
-        deadlines = [r.deadline_at for r in page if r.deadline_at is not None]
+    rest = list(waiting)
+    if waiting_page is not None:
+        room = PAGE_SIZE - len(waiting_page.payload["cycle_ids"])
+        joining, rest = rest[:room], rest[room:]
+        _add_to_page(waiting_page, joining)
+        session.add(waiting_page)
+    for start in range(0, len(rest), PAGE_SIZE):
+        page = rest[start : start + PAGE_SIZE]
         outbox.enqueue(
             session,
             kind=outbox.SLACK_FLOOD_PAGE,
@@ -73,16 +87,30 @@ def absorb(session: Session, lane: str, *, now: datetime) -> int:
             lane=lane,
             now=now,
             priority=min(r.priority for r in page),
-            deadline_at=min(deadlines) if deadlines else None,
-            payload={
-                "channel": channel,
-                "flood": current,
-                "cycle_ids": [int(r.payload["cycle_id"]) for r in page],
-            },
+            deadline_at=_earliest(page),
+            payload={"channel": channel, "flood": current, "cycle_ids": _cycle_ids(page)},
         )
     for row in waiting:
         outbox.complete(session, row, now=now, result={"flood": current})
     return len(waiting)
+
+
+def _cycle_ids(rows: list[OutboxMessage]) -> list[int]:
+    return [int(r.payload["cycle_id"]) for r in rows]
+
+
+def _earliest(rows: list[OutboxMessage]) -> datetime | None:
+    deadlines = [r.deadline_at for r in rows if r.deadline_at is not None]
+    return min(deadlines) if deadlines else None
+
+
+def _add_to_page(page: OutboxMessage, rows: list[OutboxMessage]) -> None:
+    if not rows:
+        return
+    page.payload = {**page.payload, "cycle_ids": page.payload["cycle_ids"] + _cycle_ids(rows)}
+    page.priority = min([page.priority, *(r.priority for r in rows)])
+    earliest = _earliest([page, *rows])
+    page.deadline_at = earliest
 
 
 def _active_flood(session: Session, lane: str, *, now: datetime) -> str | None:
@@ -100,6 +128,21 @@ def _active_flood(session: Session, lane: str, *, now: datetime) -> str | None:
     if latest is None:
         return None
     return latest.dedupe_key if latest.kind == outbox.SLACK_FLOOD else latest.payload["flood"]
+
+
+def _waiting_page(session: Session, lane: str) -> OutboxMessage | None:
+    """A page of this lane not yet sent (locked, so no worker sends it while it grows)."""
+    return session.exec(
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.lane == lane,
+            OutboxMessage.kind == outbox.SLACK_FLOOD_PAGE,
+            OutboxMessage.state == outbox.PENDING,
+        )
+        .order_by(col(OutboxMessage.id).desc())
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    ).first()
 
 
 def _tiers(session: Session, cycle_ids: list[int]) -> dict[str, int]:

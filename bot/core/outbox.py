@@ -199,23 +199,31 @@ def fail(
         why = "after too many attempts" if retryable else "and will not be retried"
         # One alert per kind of failure per hour: a whole batch failing the same way is one alert.
         fingerprint = hashlib.sha256(f"{row.kind}|{error}".encode()).hexdigest()[:16]
-        enqueue(
+        enqueue_alert(
             session,
-            kind=SLACK_ALERT,
             key=f"alert:dead:{fingerprint}:{now:%Y%m%d%H}",
-            lane=channel_lane(alert_channel),
+            channel=alert_channel,
             now=now,
-            priority=PRIORITY_ALERT,
-            payload={
-                "channel": alert_channel,
-                "text": (
-                    f":rotating_light: revbot could not deliver `{row.kind}` {why}: {error[:300]} "
-                    f"(first: outbox #{row.id}, {row.attempts} attempt(s); any more like it this hour "
-                    "are dead-lettered without another alert)"
-                ),
-            },
+            text=(
+                f":rotating_light: revbot could not deliver `{row.kind}` {why}: {error[:300]} "
+                f"(first: outbox #{row.id}, {row.attempts} attempt(s); any more like it this hour "
+                "are dead-lettered without another alert)"
+            ),
         )
     return DEAD
+
+
+def enqueue_alert(session: Session, *, key: str, channel: str, text: str, now: datetime) -> bool:
+    """Queue an operational alert (once per key) for the alerts channel, ahead of other posts."""
+    return enqueue(
+        session,
+        kind=SLACK_ALERT,
+        key=key,
+        lane=channel_lane(channel),
+        now=now,
+        priority=PRIORITY_ALERT,
+        payload={"channel": channel, "text": text},
+    )
 
 
 def release_leases(session: Session) -> int:
@@ -245,13 +253,18 @@ def purge_done(session: Session, *, before: datetime) -> int:
 
 def has_pending(session: Session, *, kind: str, key_prefix: str) -> bool:
     """True when a not-yet-delivered row of `kind` has a key starting with `key_prefix`."""
-    row = session.exec(
-        select(OutboxMessage.id).where(
-            OutboxMessage.kind == kind,
-            col(OutboxMessage.state) == PENDING,
+    # The key range lets the unique index on dedupe_key find the few rows of this prefix
+    # (SQLite would otherwise pick the state index and test every pending row); LIKE keeps the
+    # match exact whatever the column's collation, and kind and state are checked on those rows.
+    upper = key_prefix[:-1] + chr(ord(key_prefix[-1]) + 1)
+    rows = session.exec(
+        select(OutboxMessage.kind, OutboxMessage.state).where(
+            col(OutboxMessage.dedupe_key) >= key_prefix,
+            col(OutboxMessage.dedupe_key) < upper,
             col(OutboxMessage.dedupe_key).startswith(key_prefix),
         )
-    ).first()
+    ).all()
+    row = next((r for r in rows if r[0] == kind and r[1] == PENDING), None)
     return row is not None
 
 

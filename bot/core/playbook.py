@@ -351,12 +351,20 @@ class Touches(_Strict):
 
 
 class Access(_Strict):
-    """What /pipeline, /lead and /deal may show to whom (extended by the lookup commands)."""
+    """What /pipeline, /lead, /deal and the App Home may show to whom.
+
+    Roles come from the playbook: a rep is a member of a pool (everyone is a member of an
+    `open` pool), a manager is a pool's `manager`, a marketer is in `deal_support.marketers`.
+    Everyone may see the leads they own; `deals: sales` means reps and managers.
+    """
 
     reps: Literal["own", "pool", "all"] = "pool"
     managers: Literal["pools", "all"] = "pools"
+    marketers: Literal["all", "none"] = "all"
     deals: Literal["everyone", "sales", "nobody"] = "everyone"
-    contact_details: list[Literal["rep", "manager", "marketer"]] = Field(default_factory=list)
+    contact_details: list[Literal["rep", "manager", "marketer"]] = Field(
+        default_factory=list, max_length=3
+    )
 
 
 class AskType(_Strict):
@@ -365,6 +373,7 @@ class AskType(_Strict):
     code: Code
     label: str = Field(min_length=1, max_length=75)
     first_response_within: Duration = timedelta(hours=4)
+    clock: Literal["business", "wall"] = "business"
 
 
 DEFAULT_ASK_TYPES = [
@@ -382,12 +391,34 @@ DEFAULT_ASK_TYPES = [
 
 
 class DealSupport(_Strict):
-    """#deal-support: who answers (marketers or a Slack user group), ask types and their SLAs."""
+    """#deal-support: who answers (marketers or a Slack user group), ask types and their SLAs.
+
+    With neither `marketers` nor `marketer_group`, anyone but the requester may take a request.
+    """
 
     marketers: list[SlackUserId] = Field(default_factory=list)
     marketer_group: str | None = Field(None, pattern=r"^S[A-Z0-9]{2,}$")
     manager: SlackUserId | None = None
+    escalate_after: Duration = timedelta(hours=2)
     ask_types: list[AskType] = Field(default_factory=lambda: list(DEFAULT_ASK_TYPES), min_length=1)
+
+    @property
+    def open_to_all(self) -> bool:
+        """True when the playbook names no marketers and no group: anyone may take requests."""
+        return not self.marketers and self.marketer_group is None
+
+    def ask_type(self, code: str) -> AskType | None:
+        """The ask type with this code, if the playbook has it."""
+        return next((a for a in self.ask_types if a.code == code), None)
+
+    def deadline(
+        self, calendar: BusinessCalendar, code: str, start: datetime, span: timedelta
+    ) -> datetime:
+        """`span` after `start` on the clock of ask type `code` (business time unless it says wall)."""
+        ask = self.ask_type(code)
+        if ask is not None and ask.clock == "wall":
+            return start + span
+        return start if span <= timedelta(0) else calendar.add(start, span)
 
 
 class Playbook(_Strict):
@@ -664,6 +695,16 @@ def _cross_check(pb: Playbook) -> list[tuple[str, str]]:
                 problems.append(
                     (f"touches.minimum.reasons[{i}]", f"unknown recycle reason code {code!r}")
                 )
+    ask_codes = [a.code for a in pb.deal_support.ask_types]
+    for i, ask in enumerate(pb.deal_support.ask_types):
+        if ask_codes.count(ask.code) > 1:
+            problems.append(
+                (f"deal_support.ask_types[{i}].code", f"ask type {ask.code!r} is defined twice")
+            )
+        if ask.first_response_within <= timedelta(0):
+            problems.append(
+                (f"deal_support.ask_types[{i}].first_response_within", "must be longer than zero")
+            )
     for kind in ("reject", "recycle"):
         codes = [r.code for r in getattr(pb.reasons, kind)]
         for i, code in enumerate(codes):

@@ -105,22 +105,24 @@ def _pick_in_pool(
     if not members:
         return None
     ids = [m.slack_id for m in members]
-    for slack_id in ids:
-        insert_ignore(
-            session, RoutingWeight, {"pool": pool_name, "slack_id": slack_id, "current": 0}
-        )
-    rows = session.exec(
-        select(RoutingWeight)
-        .where(RoutingWeight.pool == pool_name, col(RoutingWeight.slack_id).in_(ids))
-        .with_for_update()
-    ).all()
+    rows = _weights(session, pool_name, ids)
+    missing = set(ids) - {r.slack_id for r in rows}
+    if missing:
+        for slack_id in sorted(missing):
+            insert_ignore(
+                session, RoutingWeight, {"pool": pool_name, "slack_id": slack_id, "current": 0}
+            )
+        rows = _weights(session, pool_name, ids)
     counters = {r.slack_id: r.current for r in rows}
-    counted = session.exec(
-        select(MqlCycle.owner_slack_id, func.count())
-        .where(MqlCycle.state == OPEN, col(MqlCycle.owner_slack_id).in_(ids))
-        .group_by(MqlCycle.owner_slack_id)
-    ).all()
-    open_counts = {owner: n for owner, n in counted if owner is not None}
+    open_counts: dict[str, int] = {}
+    capped = [m.slack_id for m in members if m.capacity is not None]
+    if capped:  # counting open leads is only worth it when someone has a cap
+        counted = session.exec(
+            select(MqlCycle.owner_slack_id, func.count())
+            .where(MqlCycle.state == OPEN, col(MqlCycle.owner_slack_id).in_(capped))
+            .group_by(MqlCycle.owner_slack_id)
+        ).all()
+        open_counts = {owner: n for owner, n in counted if owner is not None}
     pick = weighted_round_robin(members, counters, open_counts)
     if pick is None:
         return None
@@ -129,3 +131,13 @@ def _pick_in_pool(
             row.current = pick.counters[row.slack_id]
             session.add(row)
     return pick.slack_id
+
+
+def _weights(session: Session, pool_name: str, ids: list[str]) -> list[RoutingWeight]:
+    return list(
+        session.exec(
+            select(RoutingWeight)
+            .where(RoutingWeight.pool == pool_name, col(RoutingWeight.slack_id).in_(ids))
+            .with_for_update()
+        ).all()
+    )

@@ -43,6 +43,7 @@ class Settings(BaseSettings):
         None, validation_alias="SALESFORCE_SECURITY_TOKEN"
     )
     salesforce_domain: str = Field("login", validation_alias="SALESFORCE_DOMAIN")
+    salesforce_login_url: str | None = Field(None, validation_alias="SALESFORCE_LOGIN_URL")
     salesforce_client_id: str | None = Field(None, validation_alias="SALESFORCE_CLIENT_ID")
     salesforce_client_secret: SecretStr | None = Field(
         None, validation_alias="SALESFORCE_CLIENT_SECRET"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
 from sqlalchemy import Engine
@@ -13,6 +13,7 @@ from bot.core import outbox
 from bot.core.crm import (
     CRM,
     CrmError,
+    CrmRateLimited,
     CrmTask,
     CrmWrite,
     DealNote,
@@ -204,6 +205,33 @@ def deliver_notes(
     )
 
 
+def _alert_paused(session: Session, exc: CrmRateLimited, channel: str, *, now: datetime) -> None:
+    """Say once an hour that the CRM's API budget is spent and writes wait (nothing is lost)."""
+    resume = f" for about {round(exc.retry_after / 60)} min" if exc.retry_after else ""
+    outbox.enqueue_alert(
+        session,
+        key=f"alert:crm-rate-limited:{now:%Y%m%d%H}",
+        channel=channel,
+        now=now,
+        text=(
+            f":hourglass: The CRM's API limit is reached ({exc}): revbot pauses CRM writes{resume} "
+            "and delivers them afterwards; nothing is lost."
+        ),
+    )
+
+
+def _wait_out(session: Session, row: OutboxMessage, exc: CrmRateLimited, *, now: datetime) -> None:
+    """Retry a write after the CRM's wait, however long its API limit lasts.
+
+    A spent budget is no fault of the write: counted toward MAX_ATTEMPTS it would dead-letter
+    every queued write once a daily limit outlasts eight waits.
+    """
+    row.attempts += 1
+    row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+    wait = timedelta(seconds=exc.retry_after) if exc.retry_after else outbox.backoff(row.attempts)
+    outbox.postpone(session, row, until=now + wait)
+
+
 class _Keyed(Protocol):
     @property
     def key(self) -> str: ...
@@ -236,9 +264,13 @@ def _deliver(
         results = send(items)
     except CrmError as exc:
         with transaction(engine) as session:
+            if isinstance(exc, CrmRateLimited):
+                _alert_paused(session, exc, alert_channel, now=now)
             for key in rendered:
                 failed = session.get(OutboxMessage, int(key))
-                if failed is not None:
+                if failed is not None and isinstance(exc, CrmRateLimited):
+                    _wait_out(session, failed, exc, now=now)
+                elif failed is not None:
                     outbox.fail(
                         session,
                         failed,

@@ -24,6 +24,8 @@ from bot.core.models import Lead, MqlCycle, OutboxMessage, SlackMessage
 from bot.core.playbook import Playbook
 from bot.core.touches import touch_count
 from bot.core.writeback import lead_ref
+from bot.delivery.deal_support import POSTING_KINDS, DealSupportDelivery
+from bot.delivery.flood import FLOOD_KINDS, FloodDelivery
 from bot.views.lead_card import build_lead_card, build_owner_dm
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,9 @@ class SlackDelivery:
             outbox.SLACK_MESSAGE: self._message,
             outbox.SLACK_FILE: self._digest,
         }
+        deal_support = DealSupportDelivery(client, engine, playbook, self._channel_id)
+        self._handlers.update(deal_support.handlers())
+        self._handlers.update(FloodDelivery(client, engine, playbook).handlers())
 
     def deliver(self, row: OutboxMessage) -> Outcome:
         """Make the Slack call this row stands for and say how it went."""
@@ -75,6 +80,7 @@ class SlackDelivery:
             return handler(row)
         except SlackApiError as exc:
             posting = row.kind in (outbox.SLACK_CARD, outbox.SLACK_DM, outbox.SLACK_FILE)
+            posting = posting or row.kind in POSTING_KINDS or row.kind in FLOOD_KINDS
             return _api_error(exc, posting=posting)
         except NETWORK_ERRORS as exc:
             return Failed(

@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 from slack_bolt import App
 from slack_bolt.adapter.flask import SlackRequestHandler
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot.core.db import is_current, ping
 from bot.http.intake import MAX_BODY_BYTES, handle_intake
+from bot.http.webhooks_hubspot import handle_hubspot_webhook
+from bot.http.webhooks_salesforce import handle_outbound_message
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -28,11 +30,25 @@ def create_web_app(services: Services, bolt_app: App | None) -> Flask:
 
         @web.post("/slack/events")
         def slack_events() -> Any:
-            return slack_handler.handle(request)
+            try:
+                return slack_handler.handle(request)
+            except ValueError:  # Bolt parses the body before checking it: `payload=` not JSON
+                refused = {"error": "invalid_body", "message": "The body is not a Slack request."}
+                return jsonify(refused), 400
 
     @web.post("/intake/leads")
     def intake_leads() -> Any:
         body, status = handle_intake(services, request)
+        return jsonify(body), status
+
+    @web.post("/webhooks/salesforce")
+    def webhooks_salesforce() -> Any:
+        body, status = handle_outbound_message(services, request)
+        return Response(body, status=status, content_type="text/xml; charset=utf-8")
+
+    @web.post("/webhooks/hubspot")
+    def hubspot_webhook() -> Any:
+        body, status = handle_hubspot_webhook(services, request)
         return jsonify(body), status
 
     @web.get("/healthz")

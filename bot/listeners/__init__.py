@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_bolt import App
 
-from bot.listeners import commands, leads
+from bot.listeners import commands, deal_support, home, leads, lookup
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -15,8 +15,11 @@ log = logging.getLogger(__name__)
 
 def register(app: App, services: Services) -> None:
     """Attach every listener (and the one error handler) to the Bolt app."""
+    home.register(app, services)  # first: its Accept listener takes clicks on the Home tab
     leads.register(app, services)
     commands.register(app, services)
+    deal_support.register(app, services)
+    lookup.register(app, services)
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> None:

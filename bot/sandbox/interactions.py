@@ -168,6 +168,28 @@ class Interactions:
         )
         return self._post_payload(payload)
 
+    def message_shortcut(
+        self, user_id: str, callback_id: str, *, channel: str, message_ts: str
+    ) -> requests.Response:
+        """A message shortcut (the message's "More actions" menu) used on a message."""
+        message = self.workspace.message(channel, message_ts)
+        payload = self._base("message_action", user_id)
+        payload.update(
+            callback_id=callback_id,
+            trigger_id=self.workspace.issue_trigger(user_id),
+            message_ts=message_ts,
+            action_ts=f"{time.time():.6f}",
+            channel=self._channel(channel),
+            message={
+                "type": "message",
+                "ts": message_ts,
+                "text": message.text if message else "",
+                "blocks": message.blocks if message else [],
+            },
+            response_url=self._response_url(channel, user_id, None),
+        )
+        return self._post_payload(payload)
+
     def command(self, user_id: str, channel: str, text: str) -> requests.Response:
         """A slash command typed in a channel's composer."""
         command, _, rest = text.strip().partition(" ")

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from importlib import resources
 from typing import Any
 
+from sqlmodel import Session
+
+from bot.core.models import LocalDeal
 from bot.core.playbook import Playbook, parse_playbook
+from bot.core.sql import insert_ignore
 from bot.sandbox.workspace import User
 
 SAMPLE_PLAYBOOK = "sample_playbook.yml"
@@ -101,6 +105,48 @@ _PEOPLE: list[dict[str, Any]] = [
         "content": [],
     },
 ]
+
+
+_DEALS: list[dict[str, Any]] = [
+    {
+        "id": "SB-OPP-1",
+        "name": "Northwind Health - Platform expansion",
+        "account": "Northwind Health",
+        "stage": "Negotiation",
+        "amount": 150_000,
+        "currency": "USD",
+        "close_date": date(2026, 12, 18),
+        "owner": "Ana Diaz",
+        "next_step": "Security review with their CISO",
+    },
+    {
+        "id": "SB-OPP-2",
+        "name": "Brightline GmbH - New business",
+        "account": "Brightline GmbH",
+        "stage": "Proposal",
+        "amount": 48_000,
+        "currency": "EUR",
+        "close_date": date(2027, 1, 29),
+        "owner": "Chloe Martin",
+        "next_step": "Competitive bake-off",
+    },
+    {
+        "id": "SB-OPP-3",
+        "name": "Tidewater Labs - Renewal",
+        "account": "Tidewater Labs",
+        "stage": "Discovery",
+        "amount": 22_500,
+        "currency": "USD",
+        "close_date": date(2027, 2, 26),
+        "owner": "Ben Okafor",
+    },
+]
+
+
+def seed_deals(session: Session) -> None:
+    """The sample opportunities the `local` CRM holds, so #deal-support can search them."""
+    for deal in _DEALS:
+        insert_ignore(session, LocalDeal, {"next_step": None, **deal})
 
 
 def sample_playbook() -> Playbook:

@@ -17,15 +17,17 @@ from bot.core.metrics import week_bounds
 from bot.core.playbook import Playbook, resolve_playbook_path
 from bot.core.settings import Settings
 from bot.sandbox.interactions import Interactions
-from bot.sandbox.samples import sample_mqls, sandbox_users
+from bot.sandbox.samples import sample_mqls, sandbox_users, seed_deals
 from bot.sandbox.workspace import UPLOAD_BASE, OpenView, Workspace
 from bot.services import Services
+from bot.views.deal_support import SHORTCUT
+from jobs import deal_support_sla as deal_support_sla_job
 from jobs import digest as digest_job
 from jobs import sla as sla_job
 
 STATIC = Path(__file__).resolve().parent / "static"
 SANDBOX_DATABASE = "revbot-sandbox.db"
-COMMANDS = ["/revbot"]
+COMMANDS = ["/revbot", "/deal-support"]
 JSON_PARAMS = ("blocks", "metadata", "view", "attachments")
 
 
@@ -98,6 +100,9 @@ def install_sandbox(web: Flask, services: Services) -> Workspace:
         signing_secret=settings.slack_signing_secret.get_secret_value(),
     )
     web.register_blueprint(_blueprint(services, workspace, interactions))
+    if services.crm.name == "local":
+        with transaction(services.engine) as session:
+            seed_deals(session)
     return workspace
 
 
@@ -183,6 +188,7 @@ def _blueprint(services: Services, workspace: Workspace, interactions: Interacti
             return jsonify(ok=True, **_add_samples(services))
         if kind == "sla_sweep":
             steps = sla_job.run(services, now=services.clock())
+            steps += deal_support_sla_job.run(services, now=services.clock())
             return jsonify(ok=True, steps=steps)
         if kind == "digest":
             # The sandbox shows this week so far (the scheduled digest covers the last full week).
@@ -200,6 +206,7 @@ def _blueprint(services: Services, workspace: Workspace, interactions: Interacti
             "close": _close,
             "options": _options,
             "command": _command,
+            "shortcut": _shortcut,
             "home": _home,
         }.get(str(kind))
         if handler is None:
@@ -340,6 +347,19 @@ def _command(
         )
         workspace.respond(channel, user, None, answer)
     return _answer(response) if response.status_code != 404 else jsonify(ok=True)
+
+
+def _shortcut(
+    workspace: Workspace, interactions: Interactions, user: str, body: dict[str, Any]
+) -> Any:
+    channel, ts = str(body.get("channel") or ""), str(body.get("message_ts") or "")
+    if workspace.message(channel, ts) is None:
+        return jsonify(ok=False, error="a shortcut needs a message"), 400
+    return _answer(
+        interactions.message_shortcut(
+            user, str(body.get("callback_id") or SHORTCUT), channel=channel, message_ts=ts
+        )
+    )
 
 
 def _home(workspace: Workspace, interactions: Interactions, user: str, body: dict[str, Any]) -> Any:

@@ -9,6 +9,7 @@ from bot.core.durations import format_duration
 from bot.core.metrics import Outcomes, Quantiles, Scoreboard, SourceRow, WeekFigures, ratio
 from bot.core.playbook import Playbook
 from bot.views.blocks import Block, clip, context, escape, section
+from bot.views.deal_support import build_digest_section
 
 ALARM = ":rotating_light:"
 NO_DATA = "no data"
@@ -278,6 +279,7 @@ def build_digest(scoreboard: Scoreboard, playbook: Playbook) -> dict[str, Any]:
         section(_sources(week, last)),
         section(_outcomes(board.outcomes, board.previous_outcomes)),
         {"type": "divider"},
+        *(build_digest_section(board.deal_support, playbook) if board.deal_support else []),
         section(_rep_table(board, playbook)),
         context(
             "Acceptance and rejection are shares of the week's MQLs someone responded to. "

@@ -38,11 +38,22 @@ def build_help(playbook: Playbook, *, asked: str = "") -> dict[str, Any]:
             "on the card." + _touch_minimum(playbook)
         ),
         section(
+            "*#deal-support* `/deal-support` (or the message shortcut *Ask marketing about this*) "
+            "asks marketing for help on a deal; the request is posted in "
+            f"{escape(playbook.channels.deal_support)} for a marketer to take. "
+            "`/deal-support list` shows your open requests (marketers also see the unclaimed queue)."
+        ),
+        section(
             "*Commands*\n"
             "`/revbot help`: this message\n"
             "`/revbot away [until YYYY-MM-DD]`: mark yourself away until the start of that day "
             "(or until you are back)" + away_effect + "\n"
-            "`/revbot back`: mark yourself available again"
+            "`/revbot back`: mark yourself available again\n"
+            "`/pipeline`: your open leads with their SLA clocks, and those waiting for a first "
+            "touch · `/pipeline team`: your pool · `/pipeline @rep`: a rep's leads (managers)\n"
+            "`/lead <email | name | company>`: a lead's status, owner and history\n"
+            "`/deal <name>`: a deal's stage, amount, close date and next step from the CRM\n"
+            "revbot's *Home* tab shows your queue with its buttons and your week's numbers"
         ),
     ]
     word = asked.strip().split(" ", 1)[0].lower()

@@ -41,6 +41,7 @@ class Recorded:
     headers: dict[str, str] = field(default_factory=dict)
     path: str = ""
     body: bytes = b""
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -157,6 +158,7 @@ class FakeSlack:
         self._home_views: dict[str, dict[str, Any]] = {}
         self._faults: dict[str, list[Reply]] = {}
         self._drops: dict[str, int] = {}
+        self._outages: dict[str, tuple[float, Reply | float]] = {}
         self._buckets: dict[str, tuple[float, float]] = {}
         self._last_micros = 1_700_000_000 * 1_000_000
         self._files: dict[str, UploadedFile] = {}
@@ -181,7 +183,9 @@ class FakeSlack:
             "users.info": self._users_info,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
+            "usergroups.users.list": self._usergroups_users_list,
         }
+        self.usergroups: dict[str, list[str]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -287,6 +291,37 @@ class FakeSlack:
         with self._lock:
             self._faults.clear()
             self._drops.clear()
+            self._outages.clear()
+
+    def outage(
+        self,
+        method: str,
+        *,
+        until: float,
+        status: int = 503,
+        retry_after: int | None = None,
+        hang: float | None = None,
+    ) -> None:
+        """Until the fake's clock reaches `until` (epoch seconds), fail every call of `method`.
+
+        It answers `status` (or 429 with `Retry-After`), or with `hang` holds the request that
+        many seconds and closes the connection unanswered (a client with a shorter timeout sees
+        a timeout). Nothing changes state. Needs the `clock` the fake was built with.
+        """
+        if self._clock is None:
+            raise RuntimeError("an outage needs a FakeSlack built with a clock")
+        if hang is not None:
+            failure: Reply | float = hang
+        elif retry_after is not None:
+            failure = (
+                429,
+                {"ok": False, "error": "ratelimited"},
+                {"Retry-After": str(retry_after)},
+            )
+        else:
+            failure = (status, f"fake outage {status}", {})
+        with self._lock:
+            self._outages[method] = (until, failure)
 
     def drop_response_next(self, method: str, times: int = 1) -> None:
         """Process the next `times` calls of `method` but close the connection unanswered."""
@@ -364,7 +399,13 @@ class FakeSlack:
             faults = self._faults.get(method)
             if faults:
                 return faults.pop(0)
-            return self._dispatch(method, params, headers, bad_json)
+            until, failure = self._outages.get(method, (0.0, 0.0))
+            if self._clock is None or self._clock() >= until:
+                return self._dispatch(method, params, headers, bad_json)
+        if isinstance(failure, tuple):
+            return failure
+        time.sleep(failure)  # outside the lock: other requests are still served meanwhile
+        return None
 
     def _dispatch(
         self, method: str, params: dict[str, Any], headers: dict[str, str], bad_json: bool
@@ -703,3 +744,9 @@ class FakeSlack:
                 },
             }
         )
+
+    def _usergroups_users_list(self, params: dict[str, Any]) -> Reply:
+        members = self.usergroups.get(str(params.get("usergroup") or ""))
+        if members is None:
+            return _err("no_such_subteam")
+        return _ok(users=list(members))

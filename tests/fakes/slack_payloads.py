@@ -179,6 +179,75 @@ def slash_command_form(
     return fields
 
 
+def message_shortcut_payload(
+    *,
+    user_id: str,
+    callback_id: str,
+    message: dict[str, Any],
+    channel_id: str = "C0PIPELINE",
+    response_url: str = "",
+    trigger_id: str = "trig-shortcut",
+    team_id: str = "T0TEAM",
+) -> dict[str, Any]:
+    """A message_action payload: a message shortcut used on `message` (text, ts, blocks...)."""
+    payload = _template(
+        "MessageShortcutPayload.json",
+        ("type", "callback_id", "trigger_id", "message_ts", "response_url", "token", "action_ts"),
+    )
+    ts = str(message.get("ts") or "1700000000.000200")
+    payload.update(
+        type="message_action",
+        callback_id=callback_id,
+        trigger_id=trigger_id,
+        message_ts=ts,
+        response_url=response_url,
+        token="legacy",
+        action_ts=f"{time.time():.6f}",
+        team={"id": team_id, "domain": TEAM_DOMAIN},
+        user=_user(user_id, team_id),
+        channel={"id": channel_id, "name": _CHANNEL_NAMES.get(channel_id, "channel")},
+        message={"type": "message", "user": "UREP1", "ts": ts, **message},
+        enterprise=None,
+        is_enterprise_install=False,
+    )
+    return payload
+
+
+def block_suggestion_payload(
+    *,
+    user_id: str,
+    action_id: str,
+    block_id: str,
+    value: str,
+    callback_id: str,
+    view_id: str = "V0001",
+    team_id: str = "T0TEAM",
+) -> dict[str, Any]:
+    """A block_suggestion payload: an external select in a modal asking for options."""
+    return {
+        "type": "block_suggestion",
+        "user": _user(user_id, team_id),
+        "container": {"type": "view", "view_id": view_id},
+        "api_app_id": API_APP_ID,
+        "token": "legacy",
+        "action_id": action_id,
+        "block_id": block_id,
+        "value": value,
+        "team": {"id": team_id, "domain": TEAM_DOMAIN},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "view": {
+            "id": view_id,
+            "team_id": team_id,
+            "type": "modal",
+            "callback_id": callback_id,
+            "private_metadata": "",
+            "state": {"values": {}},
+            "app_id": API_APP_ID,
+        },
+    }
+
+
 def form_body(payload: dict[str, Any]) -> bytes:
     """Encode an interactivity payload as Slack sends it: `payload=<url-encoded JSON>`."""
     return urlencode({"payload": json.dumps(payload)}).encode()

@@ -1107,6 +1107,15 @@
     if (isBot) head.append(h("span", { class: "app-badge" }, "APP"));
     const date = new Date(parseFloat(msg.ts) * 1000);
     head.append(h("span", { class: "time", title: isNaN(date.getTime()) ? null : date.toString() }, timeOf(msg.ts)));
+    if (!ephemeral && !opts.reply && S.channel !== "home") {
+      // Slack's "More actions" menu, reduced to revbot's one message shortcut.
+      const shortcut = h("button", { class: "message-shortcut", type: "button", title: "Message shortcut" }, "Ask marketing about this");
+      shortcut.addEventListener("click", () => {
+        act({ type: "shortcut", user: S.user, channel: S.channel, message_ts: msg.ts, callback_id: "deal_support_from_message" })
+          .then((res) => { if (!res.ok) showToast(res.error || "That didn't work"); });
+      });
+      head.append(shortcut);
+    }
     body.append(head);
     const ctx = {
       surface: "message", channel: S.channel, messageTs: msg.ts, viewId: null,

@@ -1,0 +1,1 @@
+"""The CRM contract: the same behaviour tests against `local`, Salesforce and HubSpot."""
