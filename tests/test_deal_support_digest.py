@@ -146,7 +146,7 @@ def test_an_empty_week_has_no_figures_and_says_so(engine: Any) -> None:
         week = deal_support_week(session, playbook, week_bounds(playbook, "2026-W48"), now=NOW)
     assert week == DealSupportWeek()
     assert "No #deal-support requests this week." in blocks_text(
-        build_digest_section(week, playbook)
+        build_digest_section(week, None, playbook)
     )
 
 
@@ -160,8 +160,9 @@ def test_the_weekly_digest_carries_the_section(engine: Any) -> None:
     shown = blocks_text(build_digest(board, playbook)["blocks"])
     for expected in (
         "*Deal support*",
-        "6 · 2 delivered · 1 declined",
-        "*Overdue*\\n2",
+        "6 · ▲ 500% · 2 delivered · 1 declined",  # one request the week before
+        "*Overdue*\\n2 · ▲ 100%",  # that one, still open past its due date
+        "median 1h 15m · no data last week",  # nobody answered it
         "median 1h 15m",
         "Battle card / competitor comparison: 2",
         "1. Globex: 3",

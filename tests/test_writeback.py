@@ -429,7 +429,8 @@ def test_crm_rate_limit_is_honoured_before_retrying(
     assert row.state == outbox.PENDING
     assert row.due_at >= start + timedelta(seconds=60)
     [alert] = _alert_rows(engine)  # writes are paused, and the team is told once
-    assert "API limit" in alert.payload["text"] and "nothing is lost" in alert.payload["text"]
+    assert "API limit" in alert.payload["text"]
+    assert "nothing is lost" in alert.payload["text"]
 
     for seconds in (1, 30, 59):
         clock.now = start + timedelta(seconds=seconds)

@@ -262,6 +262,7 @@ class Scoreboard:
     outcomes: Outcomes | None = None
     previous_outcomes: Outcomes | None = None
     deal_support: DealSupportWeek | None = None
+    previous_deal_support: DealSupportWeek | None = None
 
     @property
     def alarms(self) -> list[Alarm]:
@@ -355,6 +356,7 @@ def weekly_scoreboard(
         outcomes=crm_outcomes(session, window[0]),
         previous_outcomes=crm_outcomes(session, window[1]),
         deal_support=_deal_support(session, playbook, window[0], now=now),
+        previous_deal_support=_deal_support(session, playbook, window[1], now=now),
     )
 
 

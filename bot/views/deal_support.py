@@ -25,6 +25,7 @@ from bot.core.models import DealSupportRequest
 from bot.core.playbook import Playbook
 from bot.views.blocks import Block, button, clip, context, escape, mrkdwn, option, plain, section
 from bot.views.blocks import slack_date as _slack_date
+from bot.views.changes import change, with_change
 
 TAKE = "ds_take"
 DELIVER = "ds_deliver"
@@ -502,11 +503,15 @@ def _duration(seconds: float | None) -> str:
     return "no data" if seconds is None else format_duration(timedelta(seconds=round(seconds)))
 
 
-def build_digest_section(week: DealSupportWeek, playbook: Playbook) -> list[Block]:
+def build_digest_section(
+    week: DealSupportWeek, previous: DealSupportWeek | None, playbook: Playbook
+) -> list[Block]:
     """The weekly digest's #deal-support section: volume by ask, response times, overdue,
-    competitors named (input for marketing's content plan)."""
+    competitors named (input for marketing's content plan), each with last week's change."""
+    before = previous or DealSupportWeek()
     if week.requests == 0:
-        return [section("*Deal support*\nNo #deal-support requests this week.")]
+        last = f" (last week: {before.requests:,})" if before.requests else ""
+        return [section(f"*Deal support*\nNo #deal-support requests this week{last}.")]
     by_type = "\n".join(
         f"{escape(ask_label(playbook, code))}: {n:,}" for code, n in week.by_type[:10]
     )
@@ -514,12 +519,21 @@ def build_digest_section(week: DealSupportWeek, playbook: Playbook) -> list[Bloc
         "\n".join(f"{i}. {escape(name)}: {n:,}" for i, (name, n) in enumerate(week.competitors, 1))
         or "none named"
     )
+    requests = with_change(f"{week.requests:,}", change(week.requests, before.requests))
+    overdue = with_change(f"{week.overdue:,}", change(week.overdue, before.overdue))
+    first = with_change(
+        f"median {_duration(week.median_first_response)}",
+        change(week.median_first_response, before.median_first_response),
+    )
+    delivery = with_change(
+        f"median {_duration(week.median_delivery)}",
+        change(week.median_delivery, before.median_delivery),
+    )
     fields = [
-        f"*Requests*\n{week.requests:,} · {week.delivered:,} delivered · {week.declined:,} declined",
-        f"*Overdue*\n{week.overdue:,}",
-        f"*Time to first response*\nmedian {_duration(week.median_first_response)} "
-        f"({week.responded:,} answered)",
-        f"*Time to delivery*\nmedian {_duration(week.median_delivery)}",
+        f"*Requests*\n{requests} · {week.delivered:,} delivered · {week.declined:,} declined",
+        f"*Overdue*\n{overdue}",
+        f"*Time to first response*\n{first} ({week.responded:,} answered)",
+        f"*Time to delivery*\n{delivery}",
         f"*By ask*\n{by_type}",
         f"*Top competitors named*\n{competitors}",
     ]

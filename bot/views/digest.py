@@ -5,55 +5,17 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from bot.core.durations import format_duration
 from bot.core.metrics import Outcomes, Quantiles, Scoreboard, SourceRow, WeekFigures, ratio
 from bot.core.playbook import Playbook
 from bot.views.blocks import Block, clip, context, escape, section
+from bot.views.changes import NO_DATA, change, change_pts, duration, pct
+from bot.views.changes import with_change as _with
 from bot.views.deal_support import build_digest_section
 
 ALARM = ":rotating_light:"
-NO_DATA = "no data"
 MAX_REPS = 25
 TOP_SOURCES = 6
 NOT_CONNECTED = "not available yet: connect Salesforce or HubSpot"
-
-
-def pct(rate: float | None) -> str:
-    """A rate as a whole percentage, or "no data"."""
-    return NO_DATA if rate is None else f"{rate * 100:.0f}%"
-
-
-def duration(seconds: float | None) -> str:
-    """Seconds as "14m 05s"/"2h 10m", or "no data"."""
-    return NO_DATA if seconds is None else format_duration(timedelta(seconds=round(seconds)))
-
-
-def change(current: float | None, previous: float | None) -> str:
-    """Relative change of a count or duration from the previous week: "▲ 12%", "▼ 3%", "±0%"."""
-    if current is None or previous is None:
-        return "" if current is None else "no data last week"
-    if previous == 0:
-        return "±0%" if current == 0 else "▲ from 0"
-    step = round((current - previous) / previous * 100)
-    return _arrow(step, "%")
-
-
-def change_pts(current: float | None, previous: float | None) -> str:
-    """Change of a rate in percentage points: "▲ 4 pts", "▼ 1 pt", "±0 pts"."""
-    if current is None or previous is None:
-        return "" if current is None else "no data last week"
-    step = round((current - previous) * 100)
-    return _arrow(step, " pt" if abs(step) == 1 else " pts")
-
-
-def _arrow(step: int, unit: str) -> str:
-    if step == 0:
-        return f"±0{unit}"
-    return f"{'▲' if step > 0 else '▼'} {abs(step)}{unit}"
-
-
-def _with(value: str, delta: str) -> str:
-    return f"{value} · {delta}" if delta else value
 
 
 def _flag(alarm: bool) -> str:
@@ -279,7 +241,11 @@ def build_digest(scoreboard: Scoreboard, playbook: Playbook) -> dict[str, Any]:
         section(_sources(week, last)),
         section(_outcomes(board.outcomes, board.previous_outcomes)),
         {"type": "divider"},
-        *(build_digest_section(board.deal_support, playbook) if board.deal_support else []),
+        *(
+            build_digest_section(board.deal_support, board.previous_deal_support, playbook)
+            if board.deal_support
+            else []
+        ),
         section(_rep_table(board, playbook)),
         context(
             "Acceptance and rejection are shares of the week's MQLs someone responded to. "

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from bot.core import db, handoff, outbox
@@ -118,10 +118,14 @@ def _rows(engine: Engine, kind: str = outbox.CRM_SYNC) -> list[OutboxMessage]:
 
 
 def _states(engine: Engine) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for row in _rows(engine):
-        counts[row.state] = counts.get(row.state, 0) + 1
-    return counts
+    """How many CRM write rows are in each outbox state."""
+    with Session(engine) as session:
+        found = session.exec(
+            select(OutboxMessage.state, func.count())
+            .where(OutboxMessage.kind == outbox.CRM_SYNC)
+            .group_by(col(OutboxMessage.state))
+        ).all()
+    return {state: int(n) for state, n in found}
 
 
 def _seed_sf(fake: FakeSalesforce, n: int) -> list[str]:
@@ -134,6 +138,7 @@ def _seed_sf(fake: FakeSalesforce, n: int) -> list[str]:
 # -- Salesforce ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_expired_session_mid_batch_under_concurrent_writers_logs_in_once(
     engine: Any, salesforce: FakeSalesforce, clock: FrozenClock
 ) -> None:
@@ -188,6 +193,7 @@ def _sf_services(
     return services
 
 
+@pytest.mark.slow
 def test_a_spent_api_budget_pauses_writes_alerts_once_and_loses_nothing(
     engine: Any,
     database_url: str,
@@ -254,6 +260,7 @@ def test_an_api_limit_that_lasts_hours_never_dead_letters_a_write(
     assert hours == ["15", "16"]  # 403s from 15:00 to 16:50: one alert an hour
 
 
+@pytest.mark.slow
 def test_lock_contention_on_a_fifth_of_rows_still_writes_at_least_999_in_1000(
     engine: Any, salesforce: FakeSalesforce, clock: FrozenClock
 ) -> None:
@@ -393,13 +400,14 @@ def _hubspot_crm(fake: FakeHubSpot, clock: FrozenClock) -> HubSpotCRM:
     return HubSpotCRM(api, team_playbook().field_map("hubspot"), clock)
 
 
+@pytest.mark.slow
 def test_hubspot_429_storms_draw_one_rejection_each_then_writes_wait_out_the_window(
     engine: Any, clock: FrozenClock
 ) -> None:
-    """10,000 dispositions (100 batch calls) through two storms: one with Retry-After, one with
-    only the ten-secondly window headers. After the first 429, under 1% of calls are refused."""
+    """3,000 dispositions (30 batch calls) through two storms: one with Retry-After, one with
+    only the ten-secondly window headers: each draws one 429, then calls wait out its end."""
     with StormyHubSpot(clock) as fake:
-        contacts = [fake.seed_contact(email=f"c{i}@acme.example") for i in range(10_000)]
+        contacts = [fake.seed_contact(email=f"c{i}@acme.example") for i in range(3000)]
         crm = _hubspot_crm(fake, clock)
         _dispose(engine, _store(engine, "hubspot", contacts, clock), clock)
         playbook = team_playbook()
@@ -411,32 +419,37 @@ def test_hubspot_429_storms_draw_one_rejection_each_then_writes_wait_out_the_win
             rounds += 1
             assert rounds < 2000, "the writes never finished"
             answered = sum(1 for _, status in fake.answers if status != 429)
-            if len(fake.storms) == 0 and answered >= 20:
+            if len(fake.storms) == 0 and answered >= 10:
                 fake.storm(45, retry_after=True)
-            elif len(fake.storms) == 1 and answered >= 60:
+            elif len(fake.storms) == 1 and answered >= 20:
                 # Without Retry-After a storm ends with HubSpot's ten-second window.
                 fake.storm(10 - clock().timestamp() % 10, retry_after=False)
             if not _crm_round(engine, crm, playbook, clock()):
                 clock.advance(seconds=1)
 
         answers = list(fake.answers)
+        refused = [at for at, status in answers if status == 429]
         first = next(i for i, (_, status) in enumerate(answers) if status == 429)
         after = answers[first + 1 :]
-        refused_after = sum(1 for _, status in after if status == 429)
-        share = refused_after / len(after)
-        assert _states(engine) == {outbox.DONE: 10_000}
+        # A storm's first 429 is how revbot learns of it; any later 429 in it is a call too many.
+        firsts = [next(at for at in refused if start <= at < end) for start, end, _ in fake.storms]
+        too_many = len(refused) - len(firsts)
+        assert _states(engine) == {outbox.DONE: 3_000}
         assert all(
             r.properties.get("hs_lead_status") == "UNQUALIFIED" for r in fake.records("contacts")
         )
-        storms = [(at, status) for at, status in answers if status == 429]
-        assert len(storms) == 2, storms  # the first 429 of each storm, nothing after it
-        assert share < 0.01, f"{refused_after} of {len(after)} calls after the first 429 refused"
-        # Honoured: no call between a 429 and the end of its Retry-After (or window).
-        retry_at = answers[first][0] + timedelta(seconds=45)
-        assert not [at for at, _ in after if answers[first][0] < at < retry_at]
+        assert too_many == 0, f"{too_many} calls refused after a storm's first 429"
+        assert too_many / len(after) < 0.01
+        # Honoured: no call between a storm's first 429 and its Retry-After (or window) end.
+        waits = [
+            (firsts[0], firsts[0] + timedelta(seconds=45)),
+            (firsts[1], firsts[1] + timedelta(seconds=10)),
+        ]
+        assert not [at for at, _ in answers if any(a < at < b for a, b in waits)]
         print(
-            f"\nHubSpot storms: {len(answers)} calls, {len(storms)} answered 429; after the first "
-            f"429: {refused_after}/{len(after)} refused ({share:.2%})"
+            f"\nHubSpot storms: {len(answers)} calls, {len(refused)} answered 429 (one per storm); "
+            f"after the first 429: {len(refused) - 1} of {len(after)} calls refused, "
+            f"{too_many} after a storm's first"
         )
 
 
