@@ -21,7 +21,11 @@ PACED_TICK_SECONDS = 0.1
 
 
 class Worker:
-    """Runs outbox delivery in a thread (woken at once by new work) plus the scheduled jobs."""
+    """Runs outbox delivery in a thread (woken at once by new work) plus the scheduled jobs.
+
+    Every worker delivers CRM writes; Slack posts and the scheduled jobs are the leader's (on
+    SQLite, the one worker), so one process paces each Slack channel.
+    """
 
     def __init__(self, services: Services, *, poll_seconds: float = IDLE_POLL_SECONDS) -> None:
         self._services = services
@@ -95,7 +99,9 @@ class Worker:
         while not self._stop.is_set():
             self._services.wakeup.clear()
             try:
-                attempted = outbox_job.run(self._services, now=self._services.clock())
+                attempted = outbox_job.run(
+                    self._services, now=self._services.clock(), slack=self.is_leader
+                )
             except Exception:
                 log.exception("outbox delivery failed; retrying shortly")
                 self._stop.wait(ERROR_PAUSE_SECONDS)

@@ -26,8 +26,12 @@ CRM_DELIVERIES: dict[str, Callable[..., None]] = {
 }
 
 
-def run(services: Services, *, now: datetime) -> int:
-    """Deliver what is due now; returns how many rows were attempted (0 when idle or all paced)."""
+def run(services: Services, *, now: datetime, slack: bool = True) -> int:
+    """Deliver what is due now; returns how many rows were attempted (0 when idle or all paced).
+
+    `slack=False` leaves Slack rows to another worker: Slack's budgets are per channel, and one
+    process pacing each channel is what keeps several workers from exceeding them together.
+    """
     with transaction(services.engine) as session:
         lanes = outbox.due_lanes(session, now)
     attempted = 0
@@ -35,7 +39,7 @@ def run(services: Services, *, now: datetime) -> int:
         if lane in CRM_DELIVERIES:
             attempted += _deliver_crm(services, lane, CRM_DELIVERIES[lane], now=now)
     slack_lanes = [lane for lane in lanes if lane not in CRM_DELIVERIES]
-    if slack_lanes:
+    if slack and slack_lanes:
         attempted += _deliver_slack(services, slack_lanes, now=now)
     return attempted
 

@@ -12,8 +12,9 @@ from sqlalchemy.engine import make_url
 
 log = logging.getLogger(__name__)
 
-# Any fixed 64-bit number shared by every revbot worker on one database.
-ADVISORY_LOCK_KEY = 0x72657662_6F740001
+# A fixed 32-bit number shared by every revbot worker; the lock's second key is the schema's
+# hash, so revbot stores in separate schemas of one database each have their own leader.
+ADVISORY_LOCK_KEY = 0x72657662
 
 
 class SecondWorkerError(Exception):
@@ -78,7 +79,8 @@ class PostgresLeader:
         connection = self._engine.connect()
         try:
             got = connection.execute(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
+                text("SELECT pg_try_advisory_lock(:key, hashtext(current_schema()))"),
+                {"key": ADVISORY_LOCK_KEY},
             ).scalar()
             connection.commit()
         except Exception:

@@ -223,12 +223,12 @@ def _alert_paused(session: Session, exc: CrmRateLimited, channel: str, *, now: d
 def _wait_out(session: Session, row: OutboxMessage, exc: CrmRateLimited, *, now: datetime) -> None:
     """Retry a write after the CRM's wait, however long its API limit lasts.
 
-    A spent budget is no fault of the write: counted toward MAX_ATTEMPTS it would dead-letter
-    every queued write once a daily limit outlasts eight waits.
+    A spent budget is no fault of the write, so no attempt is counted (as for a Slack 429):
+    counted toward MAX_ATTEMPTS it would dead-letter every queued write once a daily limit
+    outlasts eight waits.
     """
-    row.attempts += 1
     row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-    wait = timedelta(seconds=exc.retry_after) if exc.retry_after else outbox.backoff(row.attempts)
+    wait = timedelta(seconds=exc.retry_after or outbox.backoff(row.attempts + 1).total_seconds())
     outbox.postpone(session, row, until=now + wait)
 
 

@@ -49,7 +49,7 @@ def _lead(n: int) -> dict[str, Any]:
         f"CR-{n:04d}",
         first_name="Lead",
         last_name=f"Crash{n:04d}",
-        company=f"Crash{n:04d} Inc",
+        company=f"Company {n}",
         email=f"lead{n}@crash.example",
         score=40 + n % 55,
     )

@@ -29,7 +29,7 @@ LEADING = "this worker now runs the scheduled jobs"
 TAKEOVER_BAR_SECONDS = 30
 WAVE = 30  # leads per wave: one before the kill, one after
 REPS = ("UREP1", "UREP2")
-NUDGE = re.compile(r"Reminder: .* lead (Nudge\d{3})")
+NUDGE = re.compile(r"Reminder:.*?(Nudge\d{3})")
 SWEEP_NUDGES = re.compile(r"SLA sweep: .*?(\d+) nudge")
 # Assign mode, a wall-clock SLA of 20 minutes, nudged from the start: every lead is nudged at
 # the first sweep after it arrives (sweeps run once a minute) and never breaches during the test.

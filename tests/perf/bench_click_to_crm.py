@@ -6,7 +6,9 @@
 
 revbot serves HTTP with its worker and the real CRM adapter, pointed at the local fake of the
 vendor's API (Salesforce over HTTPS, HubSpot over HTTP). MQLs are stored as that CRM's leads and
-their cards posted first; then signed Accept clicks go to the real `/slack/events`.
+their cards posted first (Slack's real per-channel pace applies, so most are listed in a flood
+summary's thread: the cards are not what this measures); then signed Accept clicks go to the
+real `/slack/events`.
 
 - Healthy: `--clicks` clicks at `--rate` a second. Each click's latency runs from just before
   the click is sent to the moment the fake received the write naming that record (a Salesforce
@@ -39,7 +41,6 @@ from bot.core import db, outbox
 from bot.core.crm import CRM
 from bot.core.crm_intake import store_crm_leads
 from bot.core.models import OutboxMessage
-from bot.core.pacing import Budget, Pacer
 from bot.core.playbook import Playbook, parse_playbook
 from integrations.hubspot.client import HubSpotApi
 from integrations.hubspot.crm import HubSpotCRM
@@ -137,7 +138,8 @@ class Vendor:
 @contextlib.contextmanager
 def salesforce_vendor() -> Iterator[Vendor]:
     """The fake Salesforce, with the rep's user for the owner lookup."""
-    with TimedSalesforce() as fake:
+    fake = TimedSalesforce()
+    with fake:
         fake.seed("User", Name="Ana Diaz", Email="ana@example.com", IsActive=True)
 
         def seed(n: int) -> list[dict[str, Any]]:
@@ -161,7 +163,8 @@ def salesforce_vendor() -> Iterator[Vendor]:
 @contextlib.contextmanager
 def hubspot_vendor() -> Iterator[Vendor]:
     """The fake HubSpot; the adapter's rate limiters run on the real clock."""
-    with TimedHubSpot() as fake:
+    fake = TimedHubSpot()
+    with fake:
 
         def build(playbook: Playbook) -> CRM:
             api = HubSpotApi(fake.token, fake.url)
@@ -268,19 +271,10 @@ def _wait_landed(writes: Writes, ids: list[str], timeout: float) -> None:
 def measure(vendor: Vendor, args: argparse.Namespace, url: str) -> dict[str, Any]:
     """Run the healthy and the load phase against one vendor; return its figures."""
     playbook = parse_playbook(PLAYBOOK, "bench playbook")
-    unpaced = Pacer(
-        budget_for={
-            "channel": Budget(rate=1000, burst=1000),
-            "dm": Budget(rate=1000, burst=1000),
-            outbox.REFRESH_LANE: Budget(rate=1000, burst=1000),
-        }
-    )
     load_clicks = int(args.load_rate * args.load_seconds)
     with (
         FakeSlack(bot_token=BOT_TOKEN) as slack,
-        running_revbot(
-            url, slack, pacer=unpaced, playbook=playbook, crm=lambda _: vendor.build(playbook)
-        ) as live,
+        running_revbot(url, slack, playbook=playbook, crm=lambda _: vendor.build(playbook)) as live,
     ):
         engine = live.services.engine
         leads = vendor.seed(args.clicks + load_clicks)

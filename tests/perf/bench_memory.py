@@ -28,7 +28,6 @@ from sqlmodel import Session, select
 
 from bot.core import db
 from bot.core.models import MqlCycle
-from bot.core.settings import Settings
 from tests.conftest import BOT_TOKEN, INTAKE_TOKEN, SIGNING_SECRET, TEST_PLAYBOOK
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_payloads import block_action_payload, form_body
@@ -109,7 +108,7 @@ class Sampler:
 
 def _busy(url: str, database_url: str, seconds: float, rate: float) -> tuple[int, int]:
     """Post `rate` leads a second and click Accept on each; returns (leads, clicks answered)."""
-    engine = db.make_engine(Settings(_env_file=None, DATABASE_URL=database_url).database_url)  # type: ignore[call-arg]
+    engine = db.make_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
     http = requests.Session()
     clicks = 0
     lock = threading.Lock()
