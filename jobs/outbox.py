@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from bot.core import flood, outbox
 from bot.core.db import transaction
-from bot.core.delivery import Failed, Outcome, RateLimited, record_outcome
+from bot.core.delivery import (
+    Deferred,
+    Delivered,
+    Failed,
+    Outcome,
+    RateLimited,
+    Unavailable,
+    record_outcome,
+)
 from bot.core.models import OutboxMessage
 from bot.core.writeback import deliver_batch, deliver_notes, deliver_tasks
 from bot.services import Services
@@ -111,12 +120,19 @@ def _send_lane(
             continue
         services.pacer.take(lane, services.clock())
         outcome = delivery.deliver(row)
+        if isinstance(outcome, Unavailable):
+            pause = services.pacer.failing(lane, services.clock())
+            outcome = replace(outcome, retry_after=pause)
+        elif isinstance(outcome, Delivered):
+            services.pacer.recovered(lane)
         outcomes.append((row.id, outcome))
         if isinstance(outcome, Failed):
             log.warning("outbox #%s (%s) failed: %s", row.id, row.kind, outcome.error)
-        if isinstance(outcome, RateLimited):
+        if isinstance(outcome, RateLimited | Unavailable):
             until = services.pacer.block(lane, services.clock(), outcome.retry_after)
-            log.info("Slack rate-limited lane %s; pausing it until %s", lane, until.isoformat())
-            outcomes += [(rest.id, outcome) for rest in rows[index + 1 :] if rest.id is not None]
+            why = "rate-limited" if isinstance(outcome, RateLimited) else "failing"
+            log.info("Slack %s on lane %s; pausing it until %s", why, lane, until.isoformat())
+            untried = Deferred(outcome.retry_after, f"lane paused: Slack {why}")
+            outcomes += [(rest.id, untried) for rest in rows[index + 1 :] if rest.id is not None]
             break
     return outcomes

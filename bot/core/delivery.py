@@ -55,7 +55,18 @@ class Failed:
     uncertain: bool = False
 
 
-Outcome = Delivered | Deferred | RateLimited | Failed
+@dataclass(frozen=True)
+class Unavailable:
+    """The platform itself is failing (5xx, timeouts): the lane pauses (the worker sets for how
+    long), and no attempt is counted against the row, so an outage of any length loses nothing
+    and keeps the backlog's order."""
+
+    error: str
+    uncertain: bool = False
+    retry_after: float = 0.0
+
+
+Outcome = Delivered | Deferred | RateLimited | Unavailable | Failed
 
 
 def record_outcome(
@@ -87,6 +98,14 @@ def record_outcome(
         outbox.postpone(session, row, until=now + timedelta(seconds=outcome.seconds))
     elif isinstance(outcome, RateLimited):
         outbox.postpone(session, row, until=now + timedelta(seconds=outcome.retry_after))
+    elif isinstance(outcome, Unavailable):
+        row.last_error = outcome.error[:2000]
+        outbox.postpone(
+            session,
+            row,
+            until=now + timedelta(seconds=outcome.retry_after),
+            uncertain=outcome.uncertain,
+        )
     else:
         outbox.fail(
             session,

@@ -6,6 +6,8 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+OUTAGE_PAUSE_MAX_SECONDS = 60.0
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -20,6 +22,7 @@ class _Bucket:
     tokens: float
     updated: datetime
     blocked_until: datetime | None = None
+    failures: int = 0
 
 
 @dataclass
@@ -68,6 +71,24 @@ class Pacer:
             bucket.blocked_until = max(until, bucket.blocked_until or until)
             bucket.tokens = 0.0
             return bucket.blocked_until
+
+    def failing(self, lane: str, now: datetime) -> float:
+        """Close the lane after the platform failed as a whole; returns the pause in seconds,
+        doubling from 2 s up to 60 s while the failures last."""
+        with self._lock:
+            bucket = self._refill(lane, now)
+            bucket.failures += 1
+            seconds = min(2.0**bucket.failures, OUTAGE_PAUSE_MAX_SECONDS)
+            bucket.blocked_until = now + timedelta(seconds=seconds)
+            bucket.tokens = 0.0
+            return seconds
+
+    def recovered(self, lane: str) -> None:
+        """The lane delivered again: the next failure starts from the shortest pause."""
+        with self._lock:
+            bucket = self._buckets.get(lane)
+            if bucket is not None:
+                bucket.failures = 0
 
     def next_ready(self, lane: str, now: datetime) -> datetime:
         """The earliest time the lane will allow one send."""

@@ -19,7 +19,15 @@ from sqlmodel import Session, col, select
 from bot.core import outbox
 from bot.core.crm import CRM
 from bot.core.db import transaction
-from bot.core.delivery import Deferred, Delivered, Failed, Outcome, PostedMessage, RateLimited
+from bot.core.delivery import (
+    Deferred,
+    Delivered,
+    Failed,
+    Outcome,
+    PostedMessage,
+    RateLimited,
+    Unavailable,
+)
 from bot.core.models import Lead, MqlCycle, OutboxMessage, SlackMessage
 from bot.core.playbook import Playbook
 from bot.core.touches import touch_count
@@ -83,9 +91,7 @@ class SlackDelivery:
             posting = posting or row.kind in POSTING_KINDS or row.kind in FLOOD_KINDS
             return _api_error(exc, posting=posting)
         except NETWORK_ERRORS as exc:
-            return Failed(
-                f"Slack unreachable: {type(exc).__name__}: {exc}", retryable=True, uncertain=True
-            )
+            return Unavailable(f"Slack unreachable: {type(exc).__name__}: {exc}", uncertain=True)
 
     def _render(
         self, session: Session, cycle_id: int, *, dm: bool = False
@@ -370,9 +376,7 @@ def _api_error(exc: SlackApiError, *, posting: bool) -> Outcome:
         except ValueError:
             return RateLimited(1.0)
     if status >= 500 or error in TRANSIENT_ERRORS:
-        return Failed(
-            f"Slack error {status} {error}".strip(),
-            retryable=True,
-            uncertain=posting and status >= 500,
+        return Unavailable(
+            f"Slack error {status} {error}".strip(), uncertain=posting and status >= 500
         )
     return Failed(f"Slack refused the call: {error or status}", retryable=False)

@@ -29,7 +29,7 @@ def _store_leads(live: Live) -> None:
         ]
         assert live.intake({"leads": batch}).status_code == 202
         wait_until(
-            lambda n=start + BATCH: len(live.fake.messages(PIPELINE)) >= n,
+            lambda n=start + BATCH: len(_cards(live)) >= n,  # posted, and recorded as posted
             timeout=30,
             what=f"{start + BATCH} cards",
         )

@@ -103,13 +103,6 @@ def test_slack_down_then_timing_out_for_2_5_minutes_loses_nothing(
     assert _states(services) == {"done": len(SCORES)}
 
 
-OUTAGE_BUG = (
-    "a Slack 5xx/timeout counts an attempt and backs off each row on its own: the backlog comes "
-    "due in jitter order, and after 8 attempts (about 4 minutes) every row is dead-lettered"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=OUTAGE_BUG)
 def test_after_an_outage_the_backlog_goes_out_hot_first_then_by_sla_deadline(
     services: Services, fake_slack: FakeSlack, clock: FrozenClock
 ) -> None:
@@ -120,7 +113,6 @@ def test_after_an_outage_the_backlog_goes_out_hot_first_then_by_sla_deadline(
     assert _posted_order(fake_slack) == _priority_order(services)
 
 
-@pytest.mark.xfail(strict=True, reason=OUTAGE_BUG)
 def test_a_ten_minute_slack_outage_loses_nothing(
     services: Services, fake_slack: FakeSlack, clock: FrozenClock
 ) -> None:
