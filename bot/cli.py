@@ -265,25 +265,42 @@ def import_csv(csv_file: Path, source: str | None) -> None:
         sys.exit(1)
 
 
+IMPORT_BATCH = 200
+
+
 def _import_rows(
     services: Services, rows: Iterable[CsvRow], total: int
 ) -> tuple[Counter[str], list[str]]:
     counts: Counter[str] = Counter()
     invalid: list[str] = []
+    batch: list[CsvRow] = []
     columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("import", total=total)
+
+        def store() -> None:
+            # One transaction a batch: a file of 100,000 leads is not 100,000 commits.
+            with db.transaction(services.engine) as session:
+                for row in batch:
+                    assert row.lead is not None
+                    result = ingest(
+                        session, row.lead, playbook=services.playbook, now=services.clock()
+                    )
+                    counts[result.status] += 1
+            progress.advance(task, len(batch))
+            batch.clear()
+
         for row in rows:
             if row.lead is None:
                 problems = "; ".join(f"{e.field}: {e.message}" for e in row.errors)
                 invalid.append(f"row {row.line}: {problems}")
-            else:
-                with db.transaction(services.engine) as session:
-                    result = ingest(
-                        session, row.lead, playbook=services.playbook, now=services.clock()
-                    )
-                counts[result.status] += 1
-            progress.advance(task)
+                progress.advance(task)
+                continue
+            batch.append(row)
+            if len(batch) >= IMPORT_BATCH:
+                store()
+        if batch:
+            store()
     return counts, invalid
 
 
