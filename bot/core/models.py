@@ -88,7 +88,7 @@ class MqlCycle(SQLModel, table=True):
     lead_id: int = Field(foreign_key="leads.id", index=True)
     seq: int = 1
     mql_at: datetime = _utc_column(nullable=False)
-    received_at: datetime = _utc_column(nullable=False, index=True)
+    received_at: datetime = _utc_column(nullable=False)
     score: int = 0
     score_reasons: list[str] = _json_column(list)
     tier: str = Field(max_length=64)

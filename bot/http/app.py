@@ -12,8 +12,6 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot.core.db import is_current, ping
 from bot.http.intake import MAX_BODY_BYTES, handle_intake
-from bot.http.webhooks_hubspot import handle_hubspot_webhook
-from bot.http.webhooks_salesforce import handle_outbound_message
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -41,13 +39,19 @@ def create_web_app(services: Services, bolt_app: App | None) -> Flask:
         body, status = handle_intake(services, request)
         return jsonify(body), status
 
+    # The vendor SDKs load on a webhook's first delivery: a process whose CRM is another one
+    # (or none) never pays their memory.
     @web.post("/webhooks/salesforce")
     def webhooks_salesforce() -> Any:
+        from bot.http.webhooks_salesforce import handle_outbound_message
+
         body, status = handle_outbound_message(services, request)
         return Response(body, status=status, content_type="text/xml; charset=utf-8")
 
     @web.post("/webhooks/hubspot")
     def hubspot_webhook() -> Any:
+        from bot.http.webhooks_hubspot import handle_hubspot_webhook
+
         body, status = handle_hubspot_webhook(services, request)
         return jsonify(body), status
 

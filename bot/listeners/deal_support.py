@@ -12,12 +12,13 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
+from cachetools import TTLCache
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.core import deal_support
-from bot.core.crm import CrmError
+from bot.core.crm import CrmError, Deal
 from bot.core.db import transaction
 from bot.core.deal_support import DealSupportRefused, InvalidForm, RequestForm
 from bot.services import Services
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 
 CRM_TIMEOUT_SECONDS = 2.0  # Slack wants an answer within 3 s; the rest is revbot's own work
 GROUP_CACHE_FOR = timedelta(minutes=5)
+SEEN_DEALS_SECONDS = 1800
 MAX_QUERY = 100
 STALE_BUTTON = "This card is out of date; revbot cannot tell which request it is about."
 UNREADABLE = (
@@ -197,6 +199,11 @@ def register(app: App, services: Services) -> None:
         view = request_modal(details=text[: deal_support.MAX_DETAILS], source=permalink(shortcut))
         client.views_open(trigger_id=shortcut["trigger_id"], view=view)
 
+    # Deals the opportunity search just offered: submitting one of them needs no CRM call
+    # before the ack (the CRM may take seconds; Slack waits three).
+    seen: TTLCache[str, Deal] = TTLCache(maxsize=4096, ttl=SEEN_DEALS_SECONDS)
+    seen_lock = threading.Lock()
+
     @app.options(DEAL_SEARCH)
     def on_deal_search(ack: Ack, payload: dict[str, Any]) -> None:
         typed = str(payload.get("value") or "").strip()[:MAX_QUERY]
@@ -209,14 +216,17 @@ def register(app: App, services: Services) -> None:
             log.warning("opportunity search failed: %s", type(exc).__name__)
             ack(**build_deal_options([], typed=typed, failed=True))
             return
+        with seen_lock:
+            seen.update((deal.id, deal) for deal in deals)
         ack(**build_deal_options(deals, typed=typed))
 
     @app.view(REQUEST_VIEW)
     def on_request(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         values = form_values(view)
         deal_id, deal_name = deal_support.parse_deal_choice(values.get(DEAL))
-        deal = None
-        if deal_id is not None:
+        with seen_lock:
+            deal = seen.get(deal_id) if deal_id is not None else None
+        if deal_id is not None and deal is None:
             try:
                 deal = within(CRM_TIMEOUT_SECONDS, lambda: services.crm.get_deal(deal_id))
             except (TimeoutError, CrmError) as exc:

@@ -85,8 +85,13 @@ def register(app: App, services: Services) -> None:
                 notice=notice,
             )
 
+    # Users whose Home tab this process published or who clicked in it: a modal submitted from a
+    # channel card by someone else has no tab to bring up to date.
+    home_users: set[str] = set()
+
     def publish(client: WebClient, user_id: str, notice: str | None = None) -> None:
         client.views_publish(user_id=user_id, view=render(user_id, notice))
+        home_users.add(user_id)
 
     def publish_later(client: WebClient, user_id: str) -> None:
         publisher.submit(publish, client, user_id).add_done_callback(_log_failure)
@@ -99,13 +104,20 @@ def register(app: App, services: Services) -> None:
         user_id = (body.get("user") or {}).get("id")
         action_id = ((body.get("actions") or [{}])[0] or {}).get("action_id")
         callback_id = (body.get("view") or {}).get("callback_id")
+        if user_id and kind == "block_actions" and from_home(body):
+            home_users.add(user_id)
         if user_id and kind == "block_actions" and from_home(body) and action_id in CARD_ACTIONS:
 
             def respond(text: str = "", **_: Any) -> None:
                 publish(client, user_id, notice=text)
 
             context["respond"] = respond
-        elif user_id and kind == "view_submission" and callback_id in CARD_MODALS:
+        elif (
+            user_id
+            and kind == "view_submission"
+            and callback_id in CARD_MODALS
+            and user_id in home_users
+        ):
             context["ack"] = _AckThenRepublish(lambda: publish_later(client, user_id))
         next()
 

@@ -3,9 +3,10 @@
     python -m tests.perf.bench_memory [--idle-seconds 20] [--busy-seconds 60] [--rate 10] \\
         [--database-url postgresql://postgres@127.0.0.1:5432/test] [--json out.json]
 
-Starts the real `revbot run` command (gunicorn with the worker in-process) against the local fake
-Slack and a fresh database, and samples VmRSS from `/proc/<pid>/status` of the process and every
-descendant (gunicorn forks a worker) twice a second. Idle: after startup, nothing happening.
+Runs `revbot db upgrade`, then starts the real `revbot run` command (gunicorn with the worker
+in-process) against the local fake Slack and a fresh database, and samples VmRSS from
+`/proc/<pid>/status` of the process and every descendant (gunicorn forks a worker) twice a
+second. Idle: after startup, nothing happening.
 Busy: `--rate` leads a second through intake, and an Accept click on each one as soon as it is
 stored, for `--busy-seconds`. Reported: the peak of the summed RSS of the tree (pages shared by
 parent and child after the fork are counted twice, so this overstates), each process's peak, and
@@ -33,7 +34,7 @@ from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_payloads import block_action_payload, form_body
 from tests.fakes.slack_signing import signed_headers
 from tests.perf.harness import database, report
-from tests.processes import RevbotProcess, revbot_env
+from tests.processes import RevbotProcess, revbot_env, run_cli
 
 BAR_MB = 150.0
 SAMPLE_SECONDS = 0.5
@@ -179,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
             REVBOT_PLAYBOOK=str(playbook),
             LOG_LEVEL="WARNING",
         )
+        upgraded = run_cli("db", "upgrade", env=env, cwd=Path(folder))
+        if upgraded.returncode != 0:
+            raise SystemExit(f"revbot db upgrade failed:\n{upgraded.stdout}{upgraded.stderr}")
         revbot = RevbotProcess(env, Path(folder), "run")
         try:
             revbot.wait_ready(60)

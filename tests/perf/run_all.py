@@ -162,9 +162,10 @@ def _click(figures: dict[str, Any], _: str) -> list[Row]:
                 figures.get(f"{crm}: bar p95 < 2 s"),
             ),
             (
-                f"{crm}: batch size under load, mean (max {figures.get(f'{crm}: vendor max batch')})",
-                _get(figures, f"{crm}: load batch size mean"),
-                "≥ 95% of max",
+                f"{crm}: batches under load ≥ 95% of {figures.get(f'{crm}: vendor max batch')}",
+                f"{_get(figures, f'{crm}: load batches ≥ 95% full (share)'):.0%} "
+                f"(mean size {_get(figures, f'{crm}: load batch size mean'):.0f})",
+                "≥ 95% of batches",
                 figures.get(f"{crm}: bar batches ≥ 95% full"),
             ),
             (
@@ -305,6 +306,7 @@ def benchmarks(args: argparse.Namespace, folder: Path) -> list[Benchmark]:
             ["--dispositions", "1000"],
             _writeback("Salesforce", 55),
             json_out=False,
+            takes_database=False,  # it builds its engine from the URL as given: SQLite only
         ),
         Benchmark(
             "HubSpot write-back",

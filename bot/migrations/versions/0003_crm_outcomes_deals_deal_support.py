@@ -145,16 +145,8 @@ def upgrade() -> None:
             batch_op.f("ix_lead_outcomes_converted_at"), ["converted_at"], unique=False
         )
 
-    with op.batch_alter_table("mql_cycles", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_mql_cycles_received_at"), ["received_at"], unique=False
-        )
-
 
 def downgrade() -> None:
-    with op.batch_alter_table("mql_cycles", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_mql_cycles_received_at"))
-
     with op.batch_alter_table("lead_outcomes", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_lead_outcomes_converted_at"))
 
