@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 import requests
 from sqlalchemy import create_engine, text
+from sqlmodel import Session, col, select
 from werkzeug.serving import make_server
 
 from bot.core import db
+from bot.core.models import OutboxMessage
 from bot.core.playbook import Playbook, parse_playbook
 from bot.core.settings import Settings
 from bot.runtime import Runtime, build_runtime
@@ -279,3 +281,18 @@ def lead_json(external_id: str = "L-1001", **overrides: Any) -> dict[str, Any]:
 def blocks_text(blocks: list[dict[str, Any]]) -> str:
     """All text in a Block Kit message, for assertions on what a person would read."""
     return json.dumps(blocks, ensure_ascii=False)
+
+
+def outbox_rows(engine: Any, kind: str) -> list[OutboxMessage]:
+    """The outbox rows of one kind, oldest first, detached so a test can read them freely."""
+    with Session(engine) as session:
+        rows = list(
+            session.exec(
+                select(OutboxMessage)
+                .where(OutboxMessage.kind == kind)
+                .order_by(col(OutboxMessage.id))
+            ).all()
+        )
+        for row in rows:
+            session.expunge(row)
+        return rows

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from bot.core import db, handoff, outbox
 from bot.core.intake import IntakeResult, LeadIn, ingest
@@ -27,6 +27,7 @@ from tests.conftest import (
     blocks_text,
     lead_json,
     make_services,
+    outbox_rows,
     team_playbook,
 )
 from tests.fakes.slack_api import FakeSlack, Recorded
@@ -75,17 +76,7 @@ def _row(engine: Any, key: str) -> OutboxMessage:
 
 
 def _rows(engine: Any, kind: str) -> list[OutboxMessage]:
-    with Session(engine) as session:
-        rows = list(
-            session.exec(
-                select(OutboxMessage)
-                .where(OutboxMessage.kind == kind)
-                .order_by(col(OutboxMessage.id))
-            ).all()
-        )
-        for row in rows:
-            session.expunge(row)
-        return rows
+    return outbox_rows(engine, kind)
 
 
 def _slack_messages(engine: Any, cycle_id: int) -> dict[str, SlackMessage]:

@@ -6,14 +6,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import select
 
 from bot.core import flood, outbox
 from bot.core.db import transaction
 from bot.core.intake import LeadIn, ingest
 from bot.core.models import OutboxMessage
 from jobs import outbox as outbox_job
-from tests.conftest import FrozenClock, lead_json, make_services, team_playbook
+from tests.conftest import FrozenClock, lead_json, make_services, outbox_rows, team_playbook
 from tests.fakes.slack_api import FakeSlack
 
 LANE = outbox.channel_lane("#revenue-pipeline")
@@ -35,17 +35,7 @@ def _ingest(
 
 
 def _rows(engine: Any, kind: str) -> list[OutboxMessage]:
-    with Session(engine) as session:
-        rows = list(
-            session.exec(
-                select(OutboxMessage)
-                .where(OutboxMessage.kind == kind)
-                .order_by(col(OutboxMessage.id))
-            ).all()
-        )
-        for row in rows:
-            session.expunge(row)
-        return rows
+    return outbox_rows(engine, kind)
 
 
 def _absorb(engine: Any, clock: FrozenClock) -> int:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from bot.core import db, handoff, outbox
 from bot.core.crm import CrmRateLimited, CrmWrite, LeadDisposition, LeadRef
@@ -18,7 +18,7 @@ from bot.core.models import MqlCycle, OutboxMessage
 from bot.core.playbook import Playbook, parse_playbook
 from bot.core.writeback import deliver_batch
 from integrations.salesforce import SalesforceCRM
-from tests.conftest import TEST_PLAYBOOK, FrozenClock, lead_json, team_playbook
+from tests.conftest import TEST_PLAYBOOK, FrozenClock, lead_json, outbox_rows, team_playbook
 from tests.fakes.salesforce_api import FakeSalesforce
 from tests.fakes.salesforce_support import salesforce_crm, seed_mql
 
@@ -79,17 +79,7 @@ def _deliver(engine: Any, crm: SalesforceCRM, playbook: Playbook, clock: FrozenC
 
 
 def _rows(engine: Any, kind: str = outbox.CRM_SYNC) -> list[OutboxMessage]:
-    with Session(engine) as session:
-        rows = list(
-            session.exec(
-                select(OutboxMessage)
-                .where(OutboxMessage.kind == kind)
-                .order_by(col(OutboxMessage.id))
-            ).all()
-        )
-        for row in rows:
-            session.expunge(row)
-        return rows
+    return outbox_rows(engine, kind)
 
 
 def _patches(fake: FakeSalesforce) -> list[list[dict[str, Any]]]:

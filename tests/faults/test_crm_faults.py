@@ -22,7 +22,7 @@ from bot.core.writeback import deliver_batch
 from integrations.hubspot.client import HubSpotApi
 from integrations.hubspot.crm import HubSpotCRM
 from jobs import outbox as outbox_job
-from tests.conftest import FrozenClock, make_services, team_playbook
+from tests.conftest import FrozenClock, make_services, outbox_rows, team_playbook
 from tests.fakes.hubspot_api import FakeHubSpot, Recorded, Reply, fixture
 from tests.fakes.salesforce_api import FakeSalesforce
 from tests.fakes.salesforce_support import salesforce_crm
@@ -104,17 +104,7 @@ def _crm_round(engine: Engine, crm: CRM, playbook: Playbook, now: datetime) -> i
 
 
 def _rows(engine: Engine, kind: str = outbox.CRM_SYNC) -> list[OutboxMessage]:
-    with Session(engine) as session:
-        rows = list(
-            session.exec(
-                select(OutboxMessage)
-                .where(OutboxMessage.kind == kind)
-                .order_by(col(OutboxMessage.id))
-            ).all()
-        )
-        for row in rows:
-            session.expunge(row)
-        return rows
+    return outbox_rows(engine, kind)
 
 
 def _states(engine: Engine) -> dict[str, int]:
