@@ -126,7 +126,7 @@ def _send_lane(
         elif isinstance(outcome, Delivered):
             services.pacer.recovered(lane)
         outcomes.append((row.id, outcome))
-        if isinstance(outcome, Failed):
+        if isinstance(outcome, Failed | Unavailable):
             log.warning("outbox #%s (%s) failed: %s", row.id, row.kind, outcome.error)
         if isinstance(outcome, RateLimited | Unavailable):
             until = services.pacer.block(lane, services.clock(), outcome.retry_after)
