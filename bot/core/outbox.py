@@ -268,6 +268,12 @@ def has_pending(session: Session, *, kind: str, key_prefix: str) -> bool:
     return row is not None
 
 
+def undelivered(session: Session, key: str) -> bool:
+    """True while the row with this dedupe key is still pending or in flight."""
+    state = session.exec(select(OutboxMessage.state).where(OutboxMessage.dedupe_key == key)).first()
+    return state in (PENDING, IN_FLIGHT)
+
+
 def exists(session: Session, key: str) -> bool:
     """True when a row with this dedupe key was ever queued (and not yet purged)."""
     found = session.exec(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == key)).first()

@@ -14,7 +14,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 from sqlalchemy import Engine, update
-from sqlmodel import Session, col, select
+from sqlmodel import col
 
 from bot.core import outbox
 from bot.core.db import transaction
@@ -57,7 +57,7 @@ class DealSupportDelivery:
         """The request, and whether its card is still waiting in the outbox."""
         with transaction(self._engine) as session:
             request = session.get(DealSupportRequest, request_id)
-            return request, _pending(session, f"ds:{request_id}:card")
+            return request, outbox.undelivered(session, f"ds:{request_id}:card")
 
     def _post_card(self, row: OutboxMessage) -> Outcome:
         request_id = int(row.payload["request_id"])
@@ -164,8 +164,3 @@ class DealSupportDelivery:
             unfurl_links=False,
         )
         return Delivered(result={"channel": response["channel"], "ts": response["ts"]})
-
-
-def _pending(session: Session, key: str) -> bool:
-    state = session.exec(select(OutboxMessage.state).where(OutboxMessage.dedupe_key == key)).first()
-    return state in (outbox.PENDING, outbox.IN_FLIGHT)

@@ -121,7 +121,7 @@ class SlackDelivery:
             thread_of = row.payload.get("thread_of")
             if thread_of is not None:
                 parent = _message(session, int(thread_of), "card")
-                if parent is None and _pending(session, f"card:{thread_of}"):
+                if parent is None and outbox.undelivered(session, f"card:{thread_of}"):
                     return Deferred(WAIT_FOR_CARD_SECONDS, "waiting for the original card")
                 thread_ts = parent.ts if parent else None
         if rendered is None:
@@ -189,7 +189,9 @@ class SlackDelivery:
             messages = list(
                 session.exec(select(SlackMessage).where(SlackMessage.cycle_id == cycle_id)).all()
             )
-            waiting = _pending(session, f"card:{cycle_id}") or _pending(session, f"dm:{cycle_id}")
+            waiting = outbox.undelivered(session, f"card:{cycle_id}") or outbox.undelivered(
+                session, f"dm:{cycle_id}"
+            )
             card = self._render(session, cycle_id)
             dm = self._render(session, cycle_id, dm=True)
         if waiting:
@@ -210,7 +212,7 @@ class SlackDelivery:
         if thread_of is not None:
             with transaction(self._engine) as session:
                 card = _message(session, int(thread_of), "card")
-                if card is None and _pending(session, f"card:{thread_of}"):
+                if card is None and outbox.undelivered(session, f"card:{thread_of}"):
                     return Deferred(WAIT_FOR_CARD_SECONDS, "waiting for the card to thread under")
                 # A re-qualified lead's card is itself a reply: its thread is the first card's.
                 card = _thread_root(session, int(thread_of)) or card
@@ -357,11 +359,6 @@ def _thread_root(session: Session, cycle_id: int) -> SlackMessage | None:
         .where(MqlCycle.lead_id == cycle.lead_id, SlackMessage.role == "card")
         .order_by(col(MqlCycle.seq))
     ).first()
-
-
-def _pending(session: Session, key: str) -> bool:
-    state = session.exec(select(OutboxMessage.state).where(OutboxMessage.dedupe_key == key)).first()
-    return state in (outbox.PENDING, outbox.IN_FLIGHT)
 
 
 def _api_error(exc: SlackApiError, *, posting: bool) -> Outcome:
