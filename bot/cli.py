@@ -1,44 +1,43 @@
-"""The `revbot` command line: the composition root of every process."""
+"""The `revbot` command line: the composition root of every process.
+
+Each command imports what it uses, so gunicorn's arbiter (`revbot run`, `revbot web`) holds
+little more than the settings and gunicorn: the HTTP app, Slack and the CRM SDKs, the models
+and alembic load in a short-lived child that prepares the database, and in the workers.
+"""
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import signal
 import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import click
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from slack_sdk.errors import SlackApiError
-from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
 from bot import __version__
-from bot.core import db
-from bot.core.crm import CrmError
-from bot.core.csv_import import CsvRow, read_rows
-from bot.core.intake import ingest
-from bot.core.leadership import SecondWorkerError, SqliteWorkerLock
-from bot.core.metrics import last_complete_week, week_bounds
-from bot.core.playbook import Playbook, PlaybookError, load_playbook, resolve_playbook_path
 from bot.core.settings import Settings
 from bot.logs import configure_logging
-from bot.runtime import Runtime, build_runtime
-from bot.sandbox.web import fresh_sandbox_database, sandbox_settings
-from bot.server import serve
-from bot.services import Services, build_services, slack_client, utc_now
-from integrations import CrmNotConfigured, build_crm
-from jobs import digest as digest_job
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+    from sqlalchemy import Engine
+
+    from bot.core.csv_import import CsvRow
+    from bot.core.playbook import Playbook
+    from bot.runtime import Runtime
+    from bot.services import Services
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 Report = Callable[[bool | None, str, str], None]
+T = TypeVar("T")
 
 SLACK_HELP = """\
 How to get them:
@@ -69,6 +68,10 @@ def load_settings() -> Settings:
 
 
 def _services(settings: Settings) -> Services:
+    from bot.core.playbook import PlaybookError
+    from bot.services import build_services
+    from integrations import CrmNotConfigured
+
     try:
         return build_services(settings)
     except PlaybookError as exc:
@@ -79,6 +82,10 @@ def _services(settings: Settings) -> Services:
 
 def _prepare_database(engine: Engine, settings: Settings) -> None:
     """SQLite is migrated on start; PostgreSQL must have been upgraded by `revbot db upgrade`."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.core import db
+
     try:
         if settings.is_sqlite:
             db.upgrade(engine)
@@ -93,6 +100,8 @@ def _prepare_database(engine: Engine, settings: Settings) -> None:
 
 
 def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # an unparsable URL is shown as "(invalid URL)", never echoed with a password
@@ -116,17 +125,15 @@ def cli() -> None:
 
 
 def _serve(*, with_worker: bool, sandbox: bool = False) -> None:
+    from bot.server import serve
+
     settings = load_settings()
     configure_logging(settings.log_level)
-    if sandbox:
-        settings = sandbox_settings(settings, Path.cwd())
-        fresh_sandbox_database(settings, Path.cwd())
-    else:
+    if not sandbox:
         _require_slack(settings)
-    services = _services(settings)
-    _prepare_database(services.engine, settings)
-    if with_worker and settings.is_sqlite:
-        _check_single_worker(settings)
+    # Checking the playbook and CRM and migrating load most of revbot: done once, in a child, so
+    # gunicorn's arbiter stays small and its workers never migrate concurrently.
+    settings = _in_child(_prepare_to_serve, settings, with_worker, sandbox)
     if sandbox:
         console.print(
             f"revbot sandbox: open http://127.0.0.1:{settings.port}/sandbox in your browser.\n"
@@ -143,6 +150,8 @@ def _serve(*, with_worker: bool, sandbox: bool = False) -> None:
         console.print(f"revbot {__version__}: Slack over {slack}; {parts} on port {settings.port}")
 
     def build() -> Runtime:
+        from bot.runtime import build_runtime
+
         runtime = build_runtime(settings, sandbox=sandbox)
         runtime.start_background(worker=with_worker)
         return runtime
@@ -150,12 +159,61 @@ def _serve(*, with_worker: bool, sandbox: bool = False) -> None:
     # One process on SQLite (and whenever the worker runs in-process); more scale out on PostgreSQL.
     workers = 1 if with_worker or settings.is_sqlite else settings.web_concurrency
     serve(
-        build, host=settings.host, port=settings.port, workers=workers, log_level=settings.log_level
+        build,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        log_level=settings.log_level,
+        access_log=settings.access_log,
     )
+
+
+def _prepare_to_serve(settings: Settings, with_worker: bool, sandbox: bool) -> Settings:
+    """The settings to serve with, once the playbook, CRM and database are ready (or a clean exit)."""
+    if sandbox:
+        from bot.sandbox.web import fresh_sandbox_database, sandbox_settings
+
+        settings = sandbox_settings(settings, Path.cwd())
+        fresh_sandbox_database(settings, Path.cwd())
+    services = _services(settings)
+    _prepare_database(services.engine, settings)
+    services.engine.dispose()
+    if with_worker and settings.is_sqlite:
+        _check_single_worker(settings)
+    return settings
+
+
+def _in_child(task: Callable[..., T], *args: object) -> T:
+    """`task(*args)` run in a forked child process; exits with the child's code if it failed.
+
+    What the child imports and allocates goes away with it instead of staying in this process.
+    """
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_send_result, args=(sender, task, *args), name="revbot-prepare")
+    child.start()
+    sender.close()
+    try:
+        results = [receiver.recv()]
+    except EOFError:  # the child exited without a result; it has said why
+        results = []
+    finally:
+        receiver.close()
+    child.join()
+    if child.exitcode != 0 or not results:
+        sys.exit(child.exitcode if child.exitcode and child.exitcode > 0 else 1)
+    return results[0]
+
+
+def _send_result(sender: Connection, task: Callable[..., object], *args: object) -> None:
+    sender.send(task(*args))
+    sender.close()
 
 
 def _check_single_worker(settings: Settings) -> None:
     """Refuse early, with a clear message, when a worker already runs on this SQLite file."""
+    from bot.core.leadership import SecondWorkerError, SqliteWorkerLock
+
     lock = SqliteWorkerLock(settings.database_url)
     try:
         lock.acquire()
@@ -197,6 +255,9 @@ def web() -> None:
 @cli.command()
 def worker() -> None:
     """Run the background side: outbox delivery to Slack and the CRM, scheduled jobs."""
+    from bot.core.leadership import SecondWorkerError
+    from bot.runtime import build_runtime
+
     settings = load_settings()
     configure_logging(settings.log_level)
     if settings.slack_bot_token is None:
@@ -224,6 +285,10 @@ def db_group() -> None:
 @db_group.command()
 def upgrade() -> None:
     """Apply every pending migration to DATABASE_URL."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.core import db
+
     settings = load_settings()
     engine = db.make_engine(settings.database_url)
     try:
@@ -246,6 +311,8 @@ def import_csv(csv_file: Path, source: str | None) -> None:
     mql_at, source); lists use `;`. Bad rows are reported by row number and skipped. Exits 1
     when any row was invalid (the valid rows are still imported).
     """
+    from bot.core.csv_import import read_rows
+
     settings = load_settings()
     services = _services(settings)
     _prepare_database(services.engine, settings)
@@ -271,6 +338,17 @@ IMPORT_BATCH = 200
 def _import_rows(
     services: Services, rows: Iterable[CsvRow], total: int
 ) -> tuple[Counter[str], list[str]]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from bot.core import db
+    from bot.core.intake import ingest
+
     counts: Counter[str] = Counter()
     invalid: list[str] = []
     batch: list[CsvRow] = []
@@ -326,6 +404,9 @@ def digest(preview: bool, post: bool, out: Path, iso_week: str | None) -> None:
             "say --preview to write the digest here (digest-YYYY-Www.json and .png), or --post to "
             "queue it for the worker; the worker also posts it on the playbook's digest.schedule."
         )
+    from bot.core.metrics import last_complete_week, week_bounds
+    from jobs import digest as digest_job
+
     settings = load_settings()
     services = _services(settings)
     try:
@@ -361,6 +442,11 @@ def digest(preview: bool, post: bool, out: Path, iso_week: str | None) -> None:
 @cli.command()
 def check() -> None:
     """Validate settings and playbook, then try the database, Slack and the CRM."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.core import db
+    from bot.core.playbook import PlaybookError, load_playbook, resolve_playbook_path
+
     problems = 0
 
     def report(ok: bool | None, what: str, detail: str) -> None:
@@ -412,6 +498,10 @@ def _check_slack(settings: Settings, report: Report) -> None:
     if missing:
         report(False, "slack", f"missing {', '.join(missing)}\n{SLACK_HELP}")
         return
+    from slack_sdk.errors import SlackApiError
+
+    from bot.services import slack_client
+
     client = slack_client(settings)
     assert client is not None
     try:
@@ -427,6 +517,10 @@ def _check_slack(settings: Settings, report: Report) -> None:
 
 
 def _check_crm(settings: Settings, playbook: Playbook, engine: Engine, report: Report) -> None:
+    from bot.core.crm import CrmError
+    from bot.services import utc_now
+    from integrations import CrmNotConfigured, build_crm
+
     try:
         crm = build_crm(settings, playbook, engine, utc_now)
         report(True, "crm", crm.check())

@@ -28,5 +28,5 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("apscheduler", "slack_sdk.socket_mode", "urllib3"):
+    for noisy in ("alembic.runtime.plugins", "apscheduler", "slack_sdk.socket_mode", "urllib3"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -14,6 +14,7 @@ from bot.core.crm_intake import read_watermark, save_watermark, store_crm_leads
 from bot.core.db import transaction
 from bot.core.models import OutboxMessage
 from bot.core.playbook import Playbook
+from bot.core.writeback import fail_call
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -63,19 +64,13 @@ def deliver_intake(
     try:
         leads = crm.fetch_mqls(record_ids)
     except CrmError as exc:
-        with transaction(engine) as session:
-            for row in rows:
-                live = session.get(OutboxMessage, row.id)
-                if live is not None:
-                    outbox.fail(
-                        session,
-                        live,
-                        f"{type(exc).__name__}: {exc}",
-                        now=now,
-                        retryable=exc.retryable,
-                        alert_channel=alert_channel,
-                        retry_after=exc.retry_after,
-                    )
+        fail_call(
+            engine,
+            [r.id for r in rows if r.id is not None],
+            exc,
+            now=now,
+            alert_channel=alert_channel,
+        )
         return
     with transaction(engine) as session:
         summary = store_crm_leads(session, crm.name, leads, playbook=playbook, now=now)

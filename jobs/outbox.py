@@ -33,6 +33,9 @@ CRM_DELIVERIES: dict[str, Callable[..., None]] = {
     outbox.CRM_NOTE_LANE: deliver_notes,
     outbox.CRM_INTAKE_LANE: deliver_intake,
 }
+# Write-back lanes hold a partial batch briefly while a stream is filling it (see
+# outbox.FILL_WINDOW); intake never waits, as each MQL fetched is a card a rep is waiting for.
+FILLED_LANES = frozenset({outbox.CRM_LANE, outbox.CRM_TASK_LANE, outbox.CRM_NOTE_LANE})
 
 
 def run(services: Services, *, now: datetime, slack: bool = True) -> int:
@@ -56,8 +59,9 @@ def run(services: Services, *, now: datetime, slack: bool = True) -> int:
 def _deliver_crm(
     services: Services, lane: str, deliver: Callable[..., None], *, now: datetime
 ) -> int:
+    claim = outbox.claim_batch if lane in FILLED_LANES else outbox.claim
     with transaction(services.engine) as session:
-        ids = [r.id for r in outbox.claim(session, lane, services.crm.max_batch, now=now)]
+        ids = [r.id for r in claim(session, lane, services.crm.max_batch, now=now)]
     if ids:
         deliver(
             services.engine,

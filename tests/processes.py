@@ -104,7 +104,7 @@ class RevbotProcess:
             try:
                 if requests.get(f"{self.url}/readyz", timeout=1).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             time.sleep(0.1)
         raise AssertionError(f"revbot did not become ready:\n{self.log.read_text()}")

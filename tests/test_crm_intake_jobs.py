@@ -257,9 +257,16 @@ def test_a_rate_limited_fetch_keeps_the_events_for_later(
         engine, [i for i in ids if i is not None], crm, services.playbook, now=clock()
     )
     with Session(engine) as session:
-        row = session.exec(select(OutboxMessage)).one()
+        row = session.exec(
+            select(OutboxMessage).where(OutboxMessage.lane == outbox.CRM_INTAKE_LANE)
+        ).one()
+        alerts = session.exec(
+            select(OutboxMessage).where(OutboxMessage.kind == outbox.SLACK_ALERT)
+        ).all()
     assert row.state == outbox.PENDING
+    assert row.attempts == 0, "a spent API budget is no fault of the event: no attempt counted"
     assert row.due_at >= clock() + timedelta(seconds=60)
+    assert [a.payload["text"].startswith(":hourglass:") for a in alerts] == [True]
     assert cycles(engine) == []
 
     with transaction(engine) as session:

@@ -14,8 +14,10 @@ import pytest
 import requests
 from sqlmodel import Session, select
 
+from bot.core.crm import CrmError, Deal
 from bot.core.db import transaction
 from bot.core.models import DealSupportRequest, LocalDeal, LocalDealNote, OutboxMessage
+from integrations.local import LocalCRM
 from jobs import outbox as outbox_job
 from tests.conftest import (
     SIGNING_SECRET,
@@ -137,7 +139,15 @@ def requests_in(live: Live) -> list[DealSupportRequest]:
 
 
 def card_of(live: Live) -> dict[str, Any]:
-    return live.fake.wait_for("chat.postMessage")[0].params
+    """The first request card posted in #deal-support."""
+    return wait_until(
+        lambda: [
+            r.params
+            for r in live.fake.calls("chat.postMessage")
+            if r.params.get("channel") == "#deal-support" and not r.params.get("thread_ts")
+        ],
+        what="the request card",
+    )[0]
 
 
 def replies(live: Live) -> list[dict[str, Any]]:
@@ -183,7 +193,7 @@ def test_request_take_race_deliver_note_and_thread(ds_live: Live) -> None:
         request_values("deal:D-GONE", details="  ", due=(_today() - timedelta(days=1)).isoformat()),
     ).json()
     assert bad["response_action"] == "errors"
-    assert set(bad["errors"]) == {"deal", "due_on", "details"}
+    assert set(bad["errors"]) == {"due_on", "details"}
     assert requests_in(live) == []
 
     answer = submit(live, "UREP1", "deal_support_request", request_values("deal:D-ACME"))
@@ -275,6 +285,91 @@ def test_request_take_race_deliver_note_and_thread(ds_live: Live) -> None:
     assert len(notes()) == 1
     click(live, winner, "ds_deliver", request_id, "again")
     assert "already delivered by you" in ephemeral(live, "again")
+
+
+def picked(deal_id: str, label: str) -> dict[str, Any]:
+    """An opportunity chosen in the external select: its id as the value, its label as the text."""
+    option = {"text": {"type": "plain_text", "text": label}, "value": f"deal:{deal_id}"}
+    return {"ds_deal_search": {"type": "external_select", "selected_option": option}}
+
+
+class GatedCRM(LocalCRM):
+    """The local CRM whose deal reads wait for `release` (or fail when `failure` is set)."""
+
+    def __init__(self, engine: Any) -> None:
+        super().__init__(engine, lambda: datetime.now(UTC))
+        self.release = threading.Event()
+        self.reads: list[str] = []
+        self.failure: CrmError | None = None
+
+    def get_deal(self, deal_id: str) -> Deal | None:
+        """Record the read, wait for the test to release it, then answer (or fail)."""
+        self.reads.append(deal_id)
+        assert self.release.wait(10), "the test never released the deal read"
+        if self.failure is not None:
+            raise self.failure
+        return super().get_deal(deal_id)
+
+
+@pytest.fixture
+def gated(engine: Any, database_url: str, fake_slack: FakeSlack) -> Iterator[tuple[Live, GatedCRM]]:
+    """revbot with two local deals whose reads the test releases, against the fake Slack."""
+    _seed_deals(engine)
+    crm = GatedCRM(engine)
+    services = make_services(engine, database_url, fake_slack, playbook=ds_playbook(), crm=crm)
+    live, stop = start_live(services, fake_slack)
+    yield live, crm
+    crm.release.set()
+    stop()
+
+
+def test_a_deal_no_search_offered_is_acked_first_then_read_for_the_card(
+    gated: tuple[Live, GatedCRM],
+) -> None:
+    live, crm = gated
+    values = request_values(None)
+    values["deal"] = picked("D-INI", "Initech renewal — Discovery")
+    answer = submit(live, "UREP1", "deal_support_request", values)
+    # The ack came back while the CRM read was still held: the modal closes at once.
+    assert answer.status_code == 200
+    assert not answer.content.strip()
+    wait_until(lambda: crm.reads == ["D-INI"], what="the deal read after the ack")
+    assert requests_in(live) == []
+    crm.release.set()
+    shown = blocks_text(card_of(live)["blocks"])
+    assert "Initech renewal" in shown
+    assert "Discovery" in shown
+    (stored,) = requests_in(live)
+    assert (stored.deal_id, stored.deal_stage) == ("D-INI", "Discovery")
+
+
+def test_a_failing_crm_keeps_the_ask_with_the_name_picked(
+    gated: tuple[Live, GatedCRM],
+) -> None:
+    live, crm = gated
+    crm.failure = CrmError("CRM unavailable")
+    crm.release.set()
+    values = request_values(None)
+    values["deal"] = picked("D-ACME", "Acme Health expansion — Negotiation")
+    assert not submit(live, "UREP1", "deal_support_request", values).content.strip()
+    assert "Acme Health expansion — Negotiation" in blocks_text(card_of(live)["blocks"])
+    (stored,) = requests_in(live)
+    assert (stored.deal_id, stored.deal_stage) == ("D-ACME", None)
+
+
+def test_a_deal_the_crm_no_longer_holds_is_dmed_not_posted(
+    gated: tuple[Live, GatedCRM],
+) -> None:
+    live, crm = gated
+    crm.release.set()
+    values = request_values(None, details="Pricing sheet for Globex")
+    values["deal"] = picked("D-GONE", "Gone Corp renewal")
+    assert not submit(live, "UREP1", "deal_support_request", values).content.strip()
+    dm = live.fake.wait_for("chat.postMessage")[0].params
+    assert dm["channel"] == "UREP1"
+    assert "cannot find the opportunity “Gone Corp renewal”" in dm["text"]
+    assert "Pricing sheet for Globex" in dm["text"]
+    assert requests_in(live) == []
 
 
 def test_a_group_member_may_take_and_decline_needs_a_reason(ds_live: Live) -> None:

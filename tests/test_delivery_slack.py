@@ -407,6 +407,33 @@ def test_lost_dm_response_is_reconciled_without_a_second_dm(
     assert (stored.channel, stored.ts) == (dm_channel, fake.messages(dm_channel)[0]["ts"])
 
 
+@pytest.mark.parametrize("to", [ALERTS, ALERTS_ID, "UREP1"], ids=["channel", "channel-id", "dm"])
+def test_a_message_whose_answer_was_lost_is_not_posted_again(
+    engine: Any, database_url: str, fake: FakeSlack, clock: FrozenClock, to: str
+) -> None:
+    services = _services(engine, database_url, fake, clock)
+    with db.transaction(engine) as session:
+        outbox.enqueue_message(session, key="note:1", to=to, text="Heads up", now=clock())
+    fake.drop_response_next("chat.postMessage")
+    _run(services, clock)
+    assert (_row(engine, "note:1").state, _row(engine, "note:1").uncertain) == (
+        outbox.PENDING,
+        True,
+    )
+    conversation = "DREP1" if to == "UREP1" else ALERTS
+    assert len(fake.messages(conversation)) == 1  # Slack did post it
+
+    clock.advance(seconds=5)
+    _run(services, clock)
+
+    assert len(fake.messages(conversation)) == 1, "the message was posted twice"
+    assert len(fake.calls("chat.postMessage")) == 1
+    row = _row(engine, "note:1")
+    assert row.state == outbox.DONE
+    assert row.result is not None
+    assert row.result["reconciled"] is True
+
+
 @pytest.mark.parametrize("earlier_card", [False, True], ids=["first-card", "after-other-cards"])
 @pytest.mark.parametrize("posted_before_dying", [True, False], ids=["posted", "not-posted"])
 def test_expired_lease_is_reconciled_without_a_duplicate(

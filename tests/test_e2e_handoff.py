@@ -259,3 +259,73 @@ def test_forged_and_stale_signatures_are_refused(live: Live) -> None:
     with Session(live.services.engine) as session:
         assert session.get(MqlCycle, cycle_id).state == "open"  # type: ignore[union-attr]
     assert live.fake.calls("response_url") == []
+
+
+def test_racing_rejects_save_one_and_tell_the_other_inline_or_by_dm(live: Live) -> None:
+    cycle_ids = []
+    for i in range(5):
+        live.intake(lead_json(f"L-RACE-{i}", email=f"race{i}@acme.example"))
+        cycle_ids.append(_cycle_id(live.fake.wait_for("chat.postMessage", count=i + 1)[i].params))
+    answers: dict[tuple[int, str], Any] = {}
+
+    def reject(cycle_id: int, user: str) -> None:
+        payload = view_submission_payload(
+            user_id=user,
+            callback_id="lead_reject_modal",
+            private_metadata=f'{{"cycle_id": {cycle_id}}}',
+            values={
+                "reason": {"value": select_state("not_icp")},
+                "note": {"value": text_state(f"Not a fit ({user}).")},
+            },
+            view_id=f"V{cycle_id}{user}",
+        )
+        answers[(cycle_id, user)] = live.slack(payload)
+
+    for cycle_id in cycle_ids:
+        racers = [threading.Thread(target=reject, args=(cycle_id, u)) for u in ("UREP1", "UREP2")]
+        for t in racers:
+            t.start()
+        for t in racers:
+            t.join()
+
+    def saved() -> bool:
+        # Each form is acked before its save, so the saves land after the answers.
+        with Session(live.services.engine) as session:
+            states = [session.get(MqlCycle, c).state for c in cycle_ids]  # type: ignore[union-attr]
+        return all(state == "rejected" for state in states)
+
+    wait_until(saved, what="one save per card")
+
+    def told_by_dm(user: str) -> list[str]:
+        return [
+            str(r.params["text"])
+            for r in live.fake.calls("chat.postMessage")
+            if r.params.get("channel") == user and "was not saved" in str(r.params.get("text"))
+        ]
+
+    for cycle_id in cycle_ids:
+        with Session(live.services.engine) as session:
+            cycle = session.get(MqlCycle, cycle_id)
+            assert cycle is not None
+        assert (cycle.state, cycle.version) == ("rejected", 2)
+        loser = "UREP2" if cycle.closed_by == "UREP1" else "UREP1"
+        assert f"({cycle.closed_by})" in (cycle.note or "")
+        assert not answers[(cycle_id, cycle.closed_by)].content.strip()
+        inline = answers[(cycle_id, loser)].content.strip()
+        if inline:
+            assert "already rejected" in answers[(cycle_id, loser)].json()["errors"]["reason"]
+    inline_losers = sum(
+        1
+        for cycle_id in cycle_ids
+        for user in ("UREP1", "UREP2")
+        if answers[(cycle_id, user)].content.strip()
+    )
+    expected_dms = len(cycle_ids) - inline_losers
+
+    def all_dms() -> list[str]:
+        return told_by_dm("UREP1") + told_by_dm("UREP2")
+
+    if expected_dms:
+        wait_until(lambda: len(all_dms()) >= expected_dms, what="a DM to each loser")
+    assert len(all_dms()) == expected_dms, "each loser is told exactly once"
+    assert all("already rejected" in text for text in all_dms())

@@ -143,3 +143,39 @@ def test_the_summary_posts_first_and_the_pages_thread_under_it(
         if str(c.params.get("channel", "")).startswith("U")
     ]
     assert len(hot_dms) == 12
+
+
+def test_a_page_whose_answer_was_lost_is_found_in_the_thread_not_posted_again(
+    engine: Any, database_url: str, fake_slack: FakeSlack, clock: FrozenClock
+) -> None:
+    services = make_services(
+        engine, database_url, fake_slack, clock=clock, playbook=team_playbook("assign")
+    )
+    _ingest(engine, clock, 120, hot_every=1000)
+    while len(fake_slack.messages("#revenue-pipeline")) < 1:
+        outbox_job.run(services, now=clock())  # the summary (and the one hot lead's DM)
+        clock.advance(seconds=1)
+    fake_slack.drop_response_next("chat.postMessage")  # the first page's answer is lost
+    for _ in range(10):
+        outbox_job.run(services, now=clock())
+        clock.advance(seconds=1)
+        if any(r.uncertain for r in _rows(engine, outbox.SLACK_FLOOD_PAGE)):
+            break
+    [lost] = [r for r in _rows(engine, outbox.SLACK_FLOOD_PAGE) if r.uncertain]
+    assert lost.state == outbox.PENDING
+    for _ in range(30):
+        clock.advance(seconds=1)
+        outbox_job.run(services, now=clock())
+
+    messages = fake_slack.messages("#revenue-pipeline")
+    assert len(messages) == 3, "a page was posted twice"
+    text = "\n".join(
+        b["text"]["text"] for m in messages[1:] for b in m["blocks"] if b["type"] == "section"
+    )
+    listed = re.findall(r"^• \*Ana (Person\d+)\*", text, flags=re.MULTILINE)
+    assert sorted(listed) == sorted(f"Person{i}" for i in range(120))
+    assert fake_slack.calls("conversations.replies"), "the thread was not checked"
+    reconciled = [r for r in _rows(engine, outbox.SLACK_FLOOD_PAGE) if r.id == lost.id]
+    assert reconciled[0].state == outbox.DONE
+    assert reconciled[0].result is not None
+    assert reconciled[0].result.get("reconciled") is True

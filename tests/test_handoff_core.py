@@ -475,3 +475,46 @@ def test_latest_cycle(engine: Any, clock: FrozenClock) -> None:
         assert latest is not None
         assert latest.id == cid
         assert handoff.latest_cycle(session, lead_id + 1000) is None
+
+
+def test_check_close_raises_what_closing_would_and_writes_nothing(
+    engine: Any, clock: FrozenClock
+) -> None:
+    pb = team_playbook("claim")
+    cid = new_cycle(engine, pb, clock.now)
+    bad_form = handoff.Close(handoff.REJECTED, "UREP1", "no_such_reason", "")
+    outsider = handoff.Close(handoff.REJECTED, "UOUTSIDER", "not_icp", NOTE)
+    good = handoff.Close(handoff.RECYCLED, "UREP1", "timing", None, date(2027, 3, 1))
+    with db.transaction(engine) as session:
+        with pytest.raises(InvalidDisposition) as invalid:
+            handoff.check_close(session, cid, bad_form, playbook=pb, now=clock.now)
+        assert set(invalid.value.errors) == {"reason", "note"}
+        with pytest.raises(HandoffRefused, match="Only members of the `sales` pool"):
+            handoff.check_close(session, cid, outsider, playbook=pb, now=clock.now)
+        checked, lead = handoff.check_close(session, cid, good, playbook=pb, now=clock.now)
+        assert (checked.id, lead.id) == (cid, checked.lead_id)
+    assert (cycle(engine, cid).state, cycle(engine, cid).version) == ("open", 1)
+    assert rows(engine, outbox.SLACK_REFRESH) == []
+
+
+def test_already_done_is_true_only_for_the_same_close_by_the_same_user(
+    engine: Any, clock: FrozenClock
+) -> None:
+    pb = team_playbook("claim")
+    cid = new_cycle(engine, pb, clock.now)
+    asked = handoff.Close(handoff.REJECTED, "UREP1", "not_icp", NOTE)
+    with db.transaction(engine) as session:
+        assert not handoff.already_done(session, cid, asked)
+        handoff.close(session, cid, asked, playbook=pb, now=clock.now)
+    with db.transaction(engine) as session:
+        assert handoff.already_done(session, cid, asked)
+        assert not handoff.already_done(
+            session, cid, handoff.Close(handoff.REJECTED, "UREP2", "not_icp", NOTE)
+        )
+        assert not handoff.already_done(
+            session, cid, handoff.Close(handoff.REJECTED, "UREP1", "bad_contact", NOTE)
+        )
+        assert not handoff.already_done(
+            session, cid, handoff.Close(handoff.RECYCLED, "UREP1", "not_icp", None)
+        )
+        assert not handoff.already_done(session, 99999, asked)

@@ -39,3 +39,15 @@ def test_upgrade_is_idempotent(engine: Any) -> None:
         "routing_weights",
         "local_crm_records",
     } <= tables
+
+
+def test_the_readiness_revision_is_alembics_head(database_url: str) -> None:
+    engine = db.make_engine(database_url)
+    try:
+        assert db.head_revision(engine) == db.SCHEMA_REVISION
+        assert not db.is_current(engine), "a database never migrated is not current"
+        db.upgrade(engine)
+        assert db.is_current(engine)
+        assert db.current_revision(engine) == db.SCHEMA_REVISION
+    finally:
+        engine.dispose()

@@ -97,6 +97,21 @@ def test_a_flood_pages_through_without_rereading_forever(
     assert "|" not in watermark
 
 
+def test_a_query_answered_in_pages_is_read_to_the_end(
+    fake: FakeSalesforce, clock: FrozenClock
+) -> None:
+    crm = salesforce_crm(fake, team_playbook(), clock)
+    mqls = seed_mql(fake, 5)
+    fake.query_page_size = 2
+
+    leads = crm.fetch_mqls(mqls)
+
+    assert sorted(lead["external_id"] for lead in leads) == sorted(mqls)
+    assert len(fake.queries()) == 1
+    follow_ups = [r for r in fake.requests if "/query/01gFAKE" in r.path]
+    assert len(follow_ups) == 2  # two nextRecordsUrl pages after the first
+
+
 def test_fetch_returns_only_records_that_are_mqls_now(
     fake: FakeSalesforce, clock: FrozenClock
 ) -> None:

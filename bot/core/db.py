@@ -5,16 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+READ_ONLY = "revbot_read_only"
+# The newest migration's revision, so /readyz can check the schema without loading alembic
+# (tests/test_migrations.py keeps it equal to alembic's head).
+SCHEMA_REVISION = "0003"
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -40,8 +44,12 @@ def make_engine(url: str) -> Engine:
     @event.listens_for(engine, "begin")
     def _begin_immediate(connection: Any) -> None:
         # A deferred transaction that reads then writes fails at once with "database is locked"
-        # when another writer holds the lock; IMMEDIATE waits on the busy timeout instead.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # when another writer holds the lock; IMMEDIATE waits on the busy timeout instead. Reads
+        # (see `reading`) stay deferred: in WAL mode they never wait for the writer.
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN DEFERRED")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
@@ -58,7 +66,22 @@ def transaction(engine: Engine) -> Iterator[Session]:
             raise
 
 
+@contextmanager
+def reading(engine: Engine) -> Iterator[Session]:
+    """A session for reads only: on SQLite it does not queue behind writers; it never commits."""
+    with Session(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False) as session:
+        try:
+            yield session
+        finally:
+            # Detach first: rolling back would expire what was read, and callers use it after.
+            session.expunge_all()
+            session.rollback()
+
+
+# alembic (with mako and pygments) is imported only when migrating: a running worker never needs it.
 def _alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["engine"] = engine
@@ -67,23 +90,34 @@ def _alembic_config(engine: Engine) -> Config:
 
 def upgrade(engine: Engine) -> None:
     """Apply every pending migration."""
+    from alembic import command
+
     command.upgrade(_alembic_config(engine), "head")
 
 
 def head_revision(engine: Engine) -> str | None:
     """The newest migration revision shipped with revbot."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at (None before the first upgrade)."""
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
 def is_current(engine: Engine) -> bool:
     """True when the database schema is at the newest revision."""
-    return current_revision(engine) == head_revision(engine)
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    except DBAPIError:
+        return False  # no version table: never migrated
+    return found == [SCHEMA_REVISION]
 
 
 def ping(engine: Engine) -> None:

@@ -32,7 +32,7 @@ from sqlmodel import Session, col
 
 from bot.core.deal_support import DECLINED, DELIVERED
 from bot.core.deal_support_sla import due_end
-from bot.core.metrics import MEDIAN, Week, _int, _percentiles, _round, _seconds
+from bot.core.metrics import MEDIAN, Week, as_int, percentiles, round_ms, seconds
 from bot.core.models import DealSupportRequest, UTCDateTime
 from bot.core.playbook import Playbook
 
@@ -79,7 +79,7 @@ def deal_support_week(
             func.sum(overdue),
         ).where(in_week)
     ).one()
-    responded, delivered, declined, late = (_int(v) for v in totals)
+    responded, delivered, declined, late = (as_int(v) for v in totals)
     # A labelled column of a subquery, since the seconds helper takes columns, not expressions.
     answered = select(first.label("first_at"), col(r.created_at)).where(in_week).subquery()
     responses = (answered.c.first_at, answered.c.created_at)
@@ -87,9 +87,9 @@ def deal_support_week(
         requests=sum(int(n) for _, n in by_type),
         by_type=[(str(code), int(n)) for code, n in by_type],
         responded=responded,
-        median_first_response=_median(session, _seconds(dialect, *responses), true()),
+        median_first_response=_median(session, seconds(dialect, *responses), true()),
         delivered=delivered,
-        median_delivery=_median(session, _seconds(dialect, r.delivered_at, r.created_at), in_week),
+        median_delivery=_median(session, seconds(dialect, r.delivered_at, r.created_at), in_week),
         declined=declined,
         overdue=late,
         competitors=_competitors(session, in_week),
@@ -121,11 +121,11 @@ def _overdue(
 def _median(
     session: Session, value: ColumnElement[Any], where: ColumnElement[bool]
 ) -> float | None:
-    found = _percentiles(session, literal_column("0"), value, where, fractions=(MEDIAN,))
+    found = percentiles(session, literal_column("0"), value, where, fractions=(MEDIAN,))
     if not found:
         return None
     _, values = next(iter(found.values()))
-    return _round(values.get(MEDIAN))
+    return round_ms(values.get(MEDIAN))
 
 
 def _competitors(session: Session, in_week: ColumnElement[bool]) -> list[tuple[str, int]]:

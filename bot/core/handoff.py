@@ -167,6 +167,72 @@ def validate_recycle(
     return errors
 
 
+@dataclass(frozen=True)
+class Close:
+    """A reject (`state` REJECTED) or recycle as submitted: by whom, why, and until when."""
+
+    state: str
+    user_id: str
+    reason_code: str | None
+    note: str | None
+    revisit_on: date | None = None
+
+
+def check_close(
+    session: Session, cycle_id: int, request: Close, *, playbook: Playbook, now: datetime
+) -> tuple[MqlCycle, Lead]:
+    """The cycle and lead `request` would close, or what closing would raise (InvalidDisposition,
+    HandoffRefused), writing nothing: lets a listener answer a form before it waits for the writer."""
+    if request.state == REJECTED:
+        errors = validate_reject(playbook, request.reason_code, request.note)
+    else:
+        errors = validate_recycle(
+            playbook,
+            request.reason_code,
+            request.revisit_on,
+            request.note,
+            today=now.astimezone(playbook.zone).date(),
+            touches=_touches_in_window(session, playbook, cycle_id, request.reason_code, now=now),
+        )
+    if errors:
+        raise InvalidDisposition(errors)
+    cycle, lead = load(session, cycle_id)
+    check_may_act(playbook, cycle, request.user_id, action=request.state)
+    return cycle, lead
+
+
+def close(
+    session: Session, cycle_id: int, request: Close, *, playbook: Playbook, now: datetime
+) -> Disposed:
+    """Reject or recycle the lead as `request` asks, if nobody changed it since it was read."""
+    cycle, lead = check_close(session, cycle_id, request, playbook=playbook, now=now)
+    if not compare_and_set(
+        session,
+        cycle,
+        state=request.state,
+        owner_slack_id=cycle.owner_slack_id or request.user_id,
+        closed_by=request.user_id,
+        closed_at=now,
+        reason_code=request.reason_code,
+        note=(request.note or "").strip() or None,
+        revisit_on=request.revisit_on,
+    ):
+        raise _lost_race(session, cycle, request.user_id)
+    after_change(session, cycle, now=now)
+    return Disposed(cycle, lead)
+
+
+def already_done(session: Session, cycle_id: int, request: Close) -> bool:
+    """Whether the lead is already closed exactly as `request` asks, by the same user (a retry)."""
+    cycle = session.get(MqlCycle, cycle_id)
+    return (
+        cycle is not None
+        and cycle.state == request.state
+        and cycle.closed_by == request.user_id
+        and cycle.reason_code == request.reason_code
+    )
+
+
 def reject(
     session: Session,
     cycle_id: int,
@@ -178,20 +244,8 @@ def reject(
     now: datetime,
 ) -> Disposed:
     """Close the lead as not sales-ready, with a reason code and a sentence of context."""
-    errors = validate_reject(playbook, reason_code, note)
-    if errors:
-        raise InvalidDisposition(errors)
-    return _close(
-        session,
-        cycle_id,
-        user_id,
-        REJECTED,
-        reason_code=reason_code,
-        note=(note or "").strip(),
-        revisit_on=None,
-        playbook=playbook,
-        now=now,
-    )
+    request = Close(REJECTED, user_id, reason_code, note)
+    return close(session, cycle_id, request, playbook=playbook, now=now)
 
 
 def recycle(
@@ -207,27 +261,8 @@ def recycle(
 ) -> Disposed:
     """Send the lead back to marketing until `revisit_on`, with a reason code (and, for reasons
     the playbook's touch minimum names, enough touches logged within its window)."""
-    errors = validate_recycle(
-        playbook,
-        reason_code,
-        revisit_on,
-        note,
-        today=now.astimezone(playbook.zone).date(),
-        touches=_touches_in_window(session, playbook, cycle_id, reason_code, now=now),
-    )
-    if errors:
-        raise InvalidDisposition(errors)
-    return _close(
-        session,
-        cycle_id,
-        user_id,
-        RECYCLED,
-        reason_code=reason_code,
-        note=(note or "").strip() or None,
-        revisit_on=revisit_on,
-        playbook=playbook,
-        now=now,
-    )
+    request = Close(RECYCLED, user_id, reason_code, note, revisit_on)
+    return close(session, cycle_id, request, playbook=playbook, now=now)
 
 
 def _touches_in_window(
@@ -242,37 +277,6 @@ def _touch_shortfall(playbook: Playbook, reason_code: str, count: int) -> str | 
     from bot.core import touches  # touches builds on this module, so it is imported late
 
     return touches.shortfall(playbook, reason_code, count)
-
-
-def _close(
-    session: Session,
-    cycle_id: int,
-    user_id: str,
-    state: str,
-    *,
-    reason_code: str | None,
-    note: str | None,
-    revisit_on: date | None,
-    playbook: Playbook,
-    now: datetime,
-) -> Disposed:
-    cycle, lead = load(session, cycle_id)
-    check_may_act(playbook, cycle, user_id, action=state)
-    owner = cycle.owner_slack_id or user_id
-    if not compare_and_set(
-        session,
-        cycle,
-        state=state,
-        owner_slack_id=owner,
-        closed_by=user_id,
-        closed_at=now,
-        reason_code=reason_code,
-        note=note,
-        revisit_on=revisit_on,
-    ):
-        raise _lost_race(session, cycle, user_id)
-    after_change(session, cycle, now=now)
-    return Disposed(cycle, lead)
 
 
 def after_change(session: Session, cycle: MqlCycle, *, now: datetime) -> None:

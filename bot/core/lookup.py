@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, and_, false, func, or_, select
 from sqlmodel import Session, col
 
 from bot.core.access import Viewer
-from bot.core.metrics import MEDIAN, Week, _flag, _percentiles, _round, _seconds, ratio
+from bot.core.metrics import MEDIAN, Week, flag, percentiles, ratio, round_ms, seconds
 from bot.core.models import (
     ACCEPTED,
     CLOSED_STATES,
@@ -350,7 +350,7 @@ def team_summary(
         col(MqlCycle.owner_slack_id),
     ]
     rows = session.execute(
-        select(*keys, func.count(), func.sum(_flag(breach)))
+        select(*keys, func.count(), func.sum(flag(breach)))
         .where(col(MqlCycle.pool).in_(names), live)
         .group_by(*keys)
     ).all()
@@ -419,23 +419,23 @@ def rep_week(session: Session, rep_id: str, week: Week, *, now: datetime) -> Rep
         col(MqlCycle.received_at) < week.end,
     )
     first = func.coalesce(col(MqlCycle.accepted_at), col(MqlCycle.closed_at))
-    to_accept = _seconds(dialect, MqlCycle.accepted_at, MqlCycle.received_at)
+    to_accept = seconds(dialect, MqlCycle.accepted_at, MqlCycle.received_at)
     columns: list[Any] = [
         func.count(),
-        func.sum(_flag(col(MqlCycle.accepted_at).is_not(None))),
-        func.sum(_flag(first <= col(MqlCycle.sla_due_at))),
-        func.sum(_flag(or_(first.is_not(None), col(MqlCycle.sla_due_at) < now))),
+        func.sum(flag(col(MqlCycle.accepted_at).is_not(None))),
+        func.sum(flag(first <= col(MqlCycle.sla_due_at))),
+        func.sum(flag(or_(first.is_not(None), col(MqlCycle.sla_due_at) < now))),
     ]
     if dialect == "postgresql":
         columns.append(func.percentile_cont(0.5).within_group(to_accept))
     row = session.execute(select(*columns).where(where)).one()
     owned, accepted, met, decided = (int(v or 0) for v in row[:4])
     if dialect == "postgresql":
-        median = _round(row[4])
+        median = round_ms(row[4])
     else:
         owner: Any = col(MqlCycle.owner_slack_id)
-        found = _percentiles(session, owner, to_accept, where, (MEDIAN,))
-        median = _round(found[rep_id][1][MEDIAN]) if rep_id in found else None
+        found = percentiles(session, owner, to_accept, where, (MEDIAN,))
+        median = round_ms(found[rep_id][1][MEDIAN]) if rep_id in found else None
     return RepWeek(week, owned, accepted, median, met, decided)
 
 

@@ -27,14 +27,19 @@ Definitions (every figure is about the MQL cycles *received* in the week):
 Every query filters on the weeks it reports on and returns aggregates only: percentiles are
 PostgreSQL's `percentile_cont`, and on SQLite (which has none) a window function ranks the rows
 and only the one or two rows around each rank come back. Nothing loads a table into Python.
+The reported and previous week are counted in one pass, grouped by every breakdown at once
+(tier, state, reason, owner, lead source); the counts it returns also size the percentile
+ranks, so SQLite does not count the ranked rows a second time.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, text
@@ -323,19 +328,19 @@ def weekly_scoreboard(
     if q.dialect == "postgresql":
         # Room for the percentile sorts to stay in memory (this transaction only).
         session.execute(text(f"SET LOCAL work_mem = '{PG_WORK_MEM}'"))
-    totals, accept_times, touch_times = q.weekly()
-    counts = q.breakdown()
-    events, sources = q.sla_events(), q.sources()
+    recent = q.recent()
+    totals, accept_times, touch_times = q.weekly(touched=recent.touched())
+    events = q.sla_events()
 
     def figures(k: int) -> WeekFigures:
         return _week_figures(
             playbook,
             window[k],
-            counts.get(k, []),
+            recent.breakdown(k),
             accept_times.get(k, Quantiles()),
             touch_times.get(k, Quantiles()),
             events.get(k, {}),
-            sources.get(k, []),
+            recent.sources(k),
         )
 
     current, previous = figures(0), figures(1)
@@ -350,7 +355,7 @@ def weekly_scoreboard(
     return Scoreboard(
         current=current,
         previous=previous,
-        reps=q.reps(),
+        reps=q.reps(recent),
         trend=trend,
         targets=playbook.digest.targets,
         outcomes=crm_outcomes(session, window[0]),
@@ -388,10 +393,10 @@ def crm_outcomes(session: Session, week: Week) -> Outcomes | None:
     rows = (
         select(
             func.coalesce(col(Lead.lead_source), "(none)").label("source"),
-            _flag(col(LeadOutcomeRecord.converted).is_(True)).label("converted"),
+            flag(col(LeadOutcomeRecord.converted).is_(True)).label("converted"),
             case((has_opp, col(LeadOutcomeRecord.amount)), else_=0).label("amount"),
-            _flag(and_(has_opp, col(LeadOutcomeRecord.is_closed).is_(True))).label("closed"),
-            _flag(and_(has_opp, col(LeadOutcomeRecord.is_won).is_(True))).label("won"),
+            flag(and_(has_opp, col(LeadOutcomeRecord.is_closed).is_(True))).label("closed"),
+            flag(and_(has_opp, col(LeadOutcomeRecord.is_won).is_(True))).label("won"),
         )
         .select_from(cohort)
         .join(Lead, col(Lead.id) == cohort.c.lead_id)
@@ -412,13 +417,13 @@ def crm_outcomes(session: Session, week: Week) -> Outcomes | None:
     win_rate_by_source: dict[str, float | None] = {}
     for source, n, converted, amount, n_closed, n_won in session.execute(stmt).all():
         mqls += int(n)
-        sqls += _int(converted)
-        closed += _int(n_closed)
-        won += _int(n_won)
+        sqls += as_int(converted)
+        closed += as_int(n_closed)
+        won += as_int(n_won)
         pipeline += float(amount or 0)
         if amount:
             pipeline_by_source[str(source)] = float(amount)
-            win_rate_by_source[str(source)] = ratio(_int(n_won), _int(n_closed))
+            win_rate_by_source[str(source)] = ratio(as_int(n_won), as_int(n_closed))
     return Outcomes(
         sqls=sqls,
         mql_to_sql=ratio(sqls, mqls),
@@ -492,15 +497,74 @@ def _reasons(
     return out
 
 
-def _seconds(dialect: str, end: Any, start: Any) -> ColumnElement[Any]:
+def seconds(dialect: str, end: Any, start: Any) -> ColumnElement[Any]:
     """Seconds from `start` to `end` (SQLite stores UTC datetimes as text)."""
     if dialect == "postgresql":
         return func.date_part("epoch", col(end) - col(start))  # float8; EXTRACT gives numeric
     return (func.julianday(col(end)) - func.julianday(col(start))) * 86400.0
 
 
-def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
+def flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    """1 where `condition` holds, else 0 (to SUM)."""
     return case((condition, 1), else_=0)
+
+
+COUNTS = ("n", "accepted", "responded", "met", "decided", "touched")
+
+
+@dataclass(frozen=True)
+class _Recent:
+    """The reported (0) and previous (1) week's cycles, counted per combination of bucket, tier,
+    state, reason, owner (reported week only) and lead source; every table is a sum over these."""
+
+    rows: list[dict[str, Any]]
+
+    @cached_property
+    def _by_bucket(self) -> dict[int, list[dict[str, Any]]]:
+        out: dict[int, list[dict[str, Any]]] = {0: [], 1: []}
+        for row in self.rows:
+            out[row["bucket"]].append(row)
+        return out
+
+    def _sums(self, keys: tuple[str, ...], bucket: int) -> dict[tuple[Any, ...], dict[str, int]]:
+        out: dict[tuple[Any, ...], dict[str, int]] = {}
+        for row in self._by_bucket[bucket]:
+            found = out.setdefault(tuple(row[k] for k in keys), dict.fromkeys(COUNTS, 0))
+            for name in COUNTS:
+                found[name] += row[name]
+        return out
+
+    def breakdown(self, bucket: int) -> list[dict[str, Any]]:
+        """One week by tier, state and reason: cycles, accepted, responded, SLA met, decided."""
+        keys = ("tier", "state", "reason_code")
+        return [
+            dict(zip(keys, key, strict=True)) | v for key, v in self._sums(keys, bucket).items()
+        ]
+
+    def sources(self, bucket: int) -> list[SourceRow]:
+        """One week's MQLs by lead source, most first."""
+        found = [
+            SourceRow(str(source), v["n"], v["accepted"], v["responded"])
+            for (source,), v in self._sums(("source",), bucket).items()
+        ]
+        return sorted(found, key=lambda r: (-r.mqls, r.source))
+
+    def owners(self) -> dict[str, dict[str, int]]:
+        """The reported week per owner: the counts, plus rejected and recycled."""
+        out: dict[str, dict[str, int]] = {}
+        for (owner, state), v in self._sums(("owner", "state"), 0).items():
+            if owner is None:
+                continue
+            found = out.setdefault(owner, dict.fromkeys((*COUNTS, REJECTED, RECYCLED), 0))
+            for name in COUNTS:
+                found[name] += v[name]
+            if state in (REJECTED, RECYCLED):
+                found[state] += v["n"]
+        return out
+
+    def touched(self) -> dict[int, int]:
+        """Per week: accepted cycles with a first touch (the count behind time to first touch)."""
+        return {k: sum(row["touched"] for row in self._by_bucket[k]) for k in (0, 1)}
 
 
 class _Queries:
@@ -526,12 +590,12 @@ class _Queries:
     def _sla_flags(self) -> list[Any]:
         first = self._first_response()
         return [
-            _flag(first <= col(MqlCycle.sla_due_at)).label("met"),
-            _flag(or_(first.is_not(None), col(MqlCycle.sla_due_at) < self.now)).label("decided"),
+            flag(first <= col(MqlCycle.sla_due_at)).label("met"),
+            flag(or_(first.is_not(None), col(MqlCycle.sla_due_at) < self.now)).label("decided"),
         ]
 
     def _responded(self) -> ColumnElement[int]:
-        return _flag(
+        return flag(
             or_(col(MqlCycle.accepted_at).is_not(None), col(MqlCycle.closed_at).is_not(None))
         )
 
@@ -541,7 +605,7 @@ class _Queries:
         rows = (
             select(
                 self._bucket(MqlCycle.received_at, weeks).label("bucket"),
-                _flag(col(MqlCycle.accepted_at).is_not(None)).label("accepted"),
+                flag(col(MqlCycle.accepted_at).is_not(None)).label("accepted"),
                 self._responded().label("responded"),
             )
             .where(self._in(MqlCycle.received_at, weeks))
@@ -551,16 +615,18 @@ class _Queries:
             rows.c.bucket, func.count(), func.sum(rows.c.accepted), func.sum(rows.c.responded)
         ).group_by(rows.c.bucket)
         return {
-            int(k): (int(n), _int(accepted), _int(responded))
+            int(k): (int(n), as_int(accepted), as_int(responded))
             for k, n, accepted, responded in self.session.execute(stmt).all()
         }
 
-    def breakdown(self) -> dict[int, list[dict[str, Any]]]:
-        """The reported and previous week by tier, state and reason: cycles, accepted,
-        responded, SLA met and decided."""
+    def recent(self) -> _Recent:
+        """One pass over the reported and previous week, joined to the leads for their source,
+        counted per bucket, tier, state, reason, owner and source."""
         # Two weeks only: SQLite groups by sorting, and sorting every week of the window by
-        # four keys costs more than the extra pass.
+        # these keys costs more than the trend's own pass.
         weeks = 2
+        reported = col(MqlCycle.received_at) >= self.window[0].start
+        accepted = col(MqlCycle.accepted_at).is_not(None)
         # Grouping on a subquery's column: PostgreSQL would not match a CASE with bound
         # parameters in GROUP BY against the same CASE in the select list.
         rows = (
@@ -569,33 +635,50 @@ class _Queries:
                 col(MqlCycle.tier).label("tier"),
                 col(MqlCycle.state).label("state"),
                 col(MqlCycle.reason_code).label("reason_code"),
-                _flag(col(MqlCycle.accepted_at).is_not(None)).label("accepted"),
+                case((reported, col(MqlCycle.owner_slack_id))).label("owner"),
+                func.coalesce(col(Lead.lead_source), "(none)").label("source"),
+                flag(accepted).label("accepted"),
                 self._responded().label("responded"),
                 *self._sla_flags(),
+                flag(and_(accepted, col(MqlCycle.first_touch_at).is_not(None))).label("touched"),
             )
+            .select_from(MqlCycle)
+            .outerjoin(Lead, col(Lead.id) == col(MqlCycle.lead_id))
             .where(self._in(MqlCycle.received_at, weeks))
             .subquery()
         )
-        keys = [rows.c.bucket, rows.c.tier, rows.c.state, rows.c.reason_code]
-        sums = ("accepted", "responded", "met", "decided")
+        keys = [rows.c[k] for k in ("bucket", "tier", "state", "reason_code", "owner", "source")]
         stmt = select(
-            *keys, func.count().label("n"), *(func.sum(rows.c[s]).label(s) for s in sums)
+            *keys,
+            func.count().label("n"),
+            *(func.sum(rows.c[s]).label(s) for s in COUNTS[1:]),
         ).group_by(*keys)
-        out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        found = []
         for row in self.session.execute(stmt).mappings():
-            found = dict(row)
-            for name in ("n", *sums):
-                found[name] = _int(found[name])
-            out[int(row["bucket"])].append(found)
-        return out
+            values = dict(row)
+            for name in COUNTS:
+                values[name] = as_int(values[name])
+            values["bucket"] = int(values["bucket"])
+            found.append(values)
+        return _Recent(found)
 
-    def weekly(self) -> tuple[Totals, dict[int, Quantiles], dict[int, Quantiles]]:
+    def weekly(
+        self, touched: dict[int, int]
+    ) -> tuple[Totals, dict[int, Quantiles], dict[int, Quantiles]]:
         """Per week of the window: (MQLs, accepted, responded) and time to accept; time to
-        first touch for the last two weeks."""
-        accept = _seconds(self.dialect, MqlCycle.accepted_at, MqlCycle.received_at)
-        touch = _seconds(self.dialect, MqlCycle.first_touch_at, MqlCycle.accepted_at)
+        first touch for the last two weeks (`touched` counts its values per week)."""
+        accept = seconds(self.dialect, MqlCycle.accepted_at, MqlCycle.received_at)
+        touch = seconds(self.dialect, MqlCycle.first_touch_at, MqlCycle.accepted_at)
         if self.dialect != "postgresql":
-            return self.weekly_totals(), self.quantiles(accept), self.quantiles(touch, recent=True)
+            counted = self.weekly_totals()
+            # The accepted counts are the sizes of the accept times: the ranks come without a
+            # second window that counts them.
+            accepted = {k: v[1] for k, v in counted.items()}
+            return (
+                counted,
+                self.quantiles(accept, sizes=accepted),
+                self.quantiles(touch, recent=True, sizes=touched),
+            )
         # One pass: count(v) and percentile_cont skip NULLs, so unaccepted leads and the
         # touches of older weeks drop out of the times.
         weeks = len(self.window)
@@ -603,7 +686,7 @@ class _Queries:
         rows = (
             select(
                 self._bucket(MqlCycle.received_at, weeks).label("g"),
-                _flag(col(MqlCycle.accepted_at).is_not(None)).label("accepted"),
+                flag(col(MqlCycle.accepted_at).is_not(None)).label("accepted"),
                 self._responded().label("responded"),
                 accept.label("a"),
                 case((recent, touch)).label("t"),
@@ -626,28 +709,35 @@ class _Queries:
             ),
         ).group_by(rows.c.g)
         totals: Totals = {}
-        accepted: dict[int, Quantiles] = {}
-        touched: dict[int, Quantiles] = {}
+        accepted_times: dict[int, Quantiles] = {}
+        touched_times: dict[int, Quantiles] = {}
         for g, n, acc, resp, na, a50, a90, nt, t50, t90 in self.session.execute(stmt).all():
-            totals[int(g)] = (int(n), _int(acc), _int(resp))
+            totals[int(g)] = (int(n), as_int(acc), as_int(resp))
             if na:
-                accepted[int(g)] = Quantiles(_round(a50), _round(a90), int(na))
+                accepted_times[int(g)] = Quantiles(round_ms(a50), round_ms(a90), int(na))
             if nt:
-                touched[int(g)] = Quantiles(_round(t50), _round(t90), int(nt))
-        return totals, accepted, touched
+                touched_times[int(g)] = Quantiles(round_ms(t50), round_ms(t90), int(nt))
+        return totals, accepted_times, touched_times
 
-    def quantiles(self, value: ColumnElement[Any], *, recent: bool = False) -> dict[int, Quantiles]:
+    def quantiles(
+        self,
+        value: ColumnElement[Any],
+        *,
+        recent: bool = False,
+        sizes: dict[int, int] | None = None,
+    ) -> dict[int, Quantiles]:
         """SQLite: median and p90 of `value` per week (the last two weeks only if `recent`)."""
         weeks = 2 if recent else len(self.window)
         bucket = self._bucket(MqlCycle.received_at, weeks)
-        found = _percentiles(
+        found = percentiles(
             self.session,
             bucket,
             value,
             self._in(MqlCycle.received_at, weeks),
+            sizes=sizes,
         )
         return {
-            k: Quantiles(_round(v.get(MEDIAN)), _round(v.get(P90)), n)
+            k: Quantiles(round_ms(v.get(MEDIAN)), round_ms(v.get(P90)), n)
             for k, (n, v) in found.items()
         }
 
@@ -667,80 +757,39 @@ class _Queries:
             out[int(k)][kind] = int(n)
         return out
 
-    def sources(self) -> dict[int, list[SourceRow]]:
-        """MQLs by lead source, most first, for the reported and previous week."""
-        rows = (
-            select(
-                self._bucket(MqlCycle.received_at, 2).label("bucket"),
-                func.coalesce(col(Lead.lead_source), "(none)").label("source"),
-                _flag(col(MqlCycle.accepted_at).is_not(None)).label("accepted"),
-                self._responded().label("responded"),
-            )
-            .select_from(MqlCycle)
-            .join(Lead, col(Lead.id) == col(MqlCycle.lead_id))
-            .where(self._in(MqlCycle.received_at, 2))
-            .subquery()
-        )
-        stmt = select(
-            rows.c.bucket,
-            rows.c.source,
-            func.count(),
-            func.sum(rows.c.accepted),
-            func.sum(rows.c.responded),
-        ).group_by(rows.c.bucket, rows.c.source)
-        found: dict[int, list[SourceRow]] = defaultdict(list)
-        for k, name, n, accepted, responded in self.session.execute(stmt).all():
-            found[int(k)].append(SourceRow(str(name), int(n), _int(accepted), _int(responded)))
-        return {k: sorted(v, key=lambda r: (-r.mqls, r.source)) for k, v in found.items()}
-
-    def reps(self) -> list[RepRow]:
-        """The reported week per owner, most accepted first."""
-        week = self._in(MqlCycle.received_at, 1)
+    def rep_medians(self, accepted: dict[str, int]) -> dict[str, float | None]:
+        """The reported week's median time to accept per owner (`accepted`: its count per owner)."""
         owner: Any = col(MqlCycle.owner_slack_id)
-        value = _seconds(self.dialect, MqlCycle.accepted_at, MqlCycle.received_at)
-        rows = (
-            select(
-                owner.label("owner"),
-                _flag(col(MqlCycle.accepted_at).is_not(None)).label("accepted"),
-                _flag(col(MqlCycle.state) == REJECTED).label("rejected"),
-                _flag(col(MqlCycle.state) == RECYCLED).label("recycled"),
-                *self._sla_flags(),
-                value.label("v"),
+        where = and_(self._in(MqlCycle.received_at, 1), owner.is_not(None))
+        value = seconds(self.dialect, MqlCycle.accepted_at, MqlCycle.received_at)
+        if self.dialect != "postgresql":
+            found = percentiles(
+                self.session, owner, value, where, fractions=(MEDIAN,), sizes=accepted
             )
-            .where(week, owner.is_not(None))
-            .subquery()
+            return {str(k): round_ms(v.get(MEDIAN)) for k, (_, v) in found.items()}
+        rows = select(owner.label("owner"), value.label("v")).where(where).subquery()
+        stmt = select(rows.c.owner, func.percentile_cont(0.5).within_group(rows.c.v)).group_by(
+            rows.c.owner
         )
-        sums = ("accepted", "rejected", "recycled", "met", "decided")
-        columns = [
-            rows.c.owner,
-            func.count().label("n"),
-            *(func.sum(rows.c[s]).label(s) for s in sums),
+        return {str(k): round_ms(m) for k, m in self.session.execute(stmt).all()}
+
+    def reps(self, recent: _Recent) -> list[RepRow]:
+        """The reported week per owner, most accepted first."""
+        owners = recent.owners()
+        medians = self.rep_medians({k: v["accepted"] for k, v in owners.items()})
+        reps = [
+            RepRow(
+                slack_id,
+                v["n"],
+                v["accepted"],
+                v[REJECTED],
+                v[RECYCLED],
+                v["met"],
+                v["decided"],
+                medians.get(slack_id),
+            )
+            for slack_id, v in owners.items()
         ]
-        medians: dict[Any, tuple[int, dict[Fraction, float]]] = {}
-        if self.dialect == "postgresql":  # the median in the same pass
-            columns.append(func.percentile_cont(0.5).within_group(rows.c.v).label("median"))
-        else:
-            medians = _percentiles(
-                self.session, owner, value, and_(week, owner.is_not(None)), fractions=(MEDIAN,)
-            )
-        reps = []
-        for row in self.session.execute(select(*columns).group_by(rows.c.owner)).mappings():
-            slack_id = str(row["owner"])
-            found = (
-                {MEDIAN: row["median"]} if "median" in row else medians.get(slack_id, (0, {}))[1]
-            )
-            reps.append(
-                RepRow(
-                    slack_id,
-                    _int(row["n"]),
-                    _int(row["accepted"]),
-                    _int(row["rejected"]),
-                    _int(row["recycled"]),
-                    _int(row["met"]),
-                    _int(row["decided"]),
-                    _round(found.get(MEDIAN)),
-                )
-            )
         return sorted(reps, key=lambda r: (-r.accepted, -r.owned, r.slack_id))
 
 
@@ -748,38 +797,63 @@ Fraction = tuple[int, int]
 Totals = dict[int, tuple[int, int, int]]
 
 
-def _percentiles(
+def percentiles(
     session: Session,
     group: ColumnElement[Any],
     value: ColumnElement[Any],
     where: ColumnElement[bool],
     fractions: tuple[Fraction, ...] = (MEDIAN, P90),
+    sizes: Mapping[Any, int] | None = None,
 ) -> dict[Any, tuple[int, dict[Fraction, float]]]:
     """Per group: how many values and their percentiles, for SQLite (no percentile aggregate).
 
     A window function ranks the rows in SQL and only the ranks floor((n-1)p)+1 and the one
-    after come back, so a week of 100,000 accepted leads sends four rows to Python.
+    after come back, so a week of 100,000 accepted leads sends four rows to Python. `sizes`,
+    when the caller has already counted each group's non-null values, spares SQL the second
+    window that counts them.
     """
     rows = select(group.label("g"), value.label("v")).where(where, value.is_not(None)).subquery()
-    ranked = select(
-        rows.c.g,
-        rows.c.v,
-        func.row_number().over(partition_by=rows.c.g, order_by=rows.c.v).label("rn"),
-        func.count().over(partition_by=rows.c.g).label("n"),
-    ).subquery()
-    wanted = []
-    for num, den in fractions:
-        rank = (ranked.c.n - 1) * num // den + 1  # SQLite divides integers as floor here
-        wanted += [ranked.c.rn == rank, ranked.c.rn == rank + 1]
+    rank = func.row_number().over(partition_by=rows.c.g, order_by=rows.c.v).label("rn")
+    if sizes is None:
+        counted = func.count().over(partition_by=rows.c.g).label("n")
+        ranked = select(rows.c.g, rows.c.v, rank, counted).subquery()
+        wanted = []
+        for num, den in fractions:
+            low = (ranked.c.n - 1) * num // den + 1  # SQLite divides integers as floor here
+            wanted += [ranked.c.rn == low, ranked.c.rn == low + 1]
+        stmt = select(ranked.c.g, ranked.c.n, ranked.c.rn, ranked.c.v).where(or_(*wanted))
+    else:
+        ranked = select(rows.c.g, rows.c.v, rank).subquery()
+        ranks = sorted({r for n in sizes.values() for r in percentile_ranks(n, fractions)})
+        if not ranks:
+            return {}
+        stmt = select(ranked.c.g, literal(0), ranked.c.rn, ranked.c.v).where(ranked.c.rn.in_(ranks))
     by_group: dict[Any, dict[int, float]] = defaultdict(dict)
-    sizes: dict[Any, int] = {}
-    stmt = select(ranked.c.g, ranked.c.n, ranked.c.rn, ranked.c.v).where(or_(*wanted))
+    counts: dict[Any, int] = {}
     for g, n, rn, v in session.execute(stmt).all():
         by_group[g][int(rn)] = float(v)
-        sizes[g] = int(n)
+        counts[g] = int(n) if sizes is None else sizes.get(g, 0)
+    if sizes is not None and any(
+        not percentile_ranks(sizes[g], fractions) <= set(by_group.get(g, {}))
+        for g in sizes
+        if sizes[g]
+    ):
+        # Sizes that do not match the rows (not expected): count them in SQL after all.
+        return percentiles(session, group, value, where, fractions)
     return {
-        g: (sizes[g], _interpolate(values, sizes[g], fractions)) for g, values in by_group.items()
+        g: (counts[g], _interpolate(values, counts[g], fractions))
+        for g, values in by_group.items()
+        if counts[g]
     }
+
+
+def percentile_ranks(n: int, fractions: tuple[Fraction, ...]) -> set[int]:
+    """The 1-based ranks whose values the percentiles of `n` values interpolate between."""
+    found: set[int] = set()
+    for num, den in fractions:
+        low = (n - 1) * num // den
+        found |= {low + 1, min(low + 2, n)}
+    return found if n > 0 else set()
 
 
 def _interpolate(
@@ -794,11 +868,11 @@ def _interpolate(
     return found
 
 
-def _int(value: Any) -> int:
-    # SUM() comes back as Decimal on PostgreSQL and None over no rows.
+def as_int(value: Any) -> int:
+    """An aggregate as an int: SUM() comes back as Decimal on PostgreSQL and None over no rows."""
     return 0 if value is None else int(value)
 
 
-def _round(seconds: float | None) -> float | None:
-    # julianday() arithmetic on SQLite is off by microseconds; report whole milliseconds.
-    return None if seconds is None else round(seconds, 3)
+def round_ms(value: float | None) -> float | None:
+    """Seconds rounded to whole milliseconds (SQLite's julianday() arithmetic is off by µs)."""
+    return None if value is None else round(value, 3)

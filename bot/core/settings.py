@@ -32,6 +32,7 @@ class Settings(BaseSettings):
         "INFO", validation_alias="REVBOT_LOG_LEVEL"
     )
     public_url: str | None = Field(None, validation_alias="REVBOT_PUBLIC_URL")
+    access_log: str | None = Field(None, validation_alias="REVBOT_ACCESS_LOG")
 
     salesforce_instance_url: str | None = Field(None, validation_alias="SALESFORCE_INSTANCE_URL")
     salesforce_access_token: SecretStr | None = Field(

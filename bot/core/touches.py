@@ -40,6 +40,25 @@ def check_may_log(playbook: Playbook, cycle: MqlCycle, user_id: str) -> None:
     handoff.check_may_act(playbook, cycle, user_id, action="touch")
 
 
+def check_touch(
+    session: Session,
+    cycle_id: int,
+    user_id: str,
+    kind: str | None,
+    note: str | None,
+    *,
+    playbook: Playbook,
+) -> MqlCycle:
+    """The cycle the touch would be logged on, or what logging it would raise
+    (InvalidDisposition, HandoffRefused), writing nothing."""
+    errors = validate_touch(playbook, kind, note)
+    if errors:
+        raise handoff.InvalidDisposition(errors)
+    cycle, _ = handoff.load(session, cycle_id)
+    check_may_log(playbook, cycle, user_id)
+    return cycle
+
+
 def log_touch(
     session: Session,
     cycle_id: int,
@@ -51,12 +70,10 @@ def log_touch(
     now: datetime,
 ) -> Touch:
     """Record a touch; the first one stamps the cycle's first_touch_at; queue a card refresh and a CRM task."""
-    errors = validate_touch(playbook, kind, note)
-    if errors:
-        raise handoff.InvalidDisposition(errors)
+    cycle = check_touch(session, cycle_id, user_id, kind, note, playbook=playbook)
     assert kind is not None
-    cycle, _ = handoff.load(session, cycle_id)
-    # Touches logged at the same moment queue on the row lock instead of failing each other.
+    # Touches logged at the same moment queue on the row lock instead of failing each other;
+    # the lead may have changed while this one waited, so it is checked again under the lock.
     session.refresh(cycle, with_for_update=True)
     check_may_log(playbook, cycle, user_id)
     first = {"first_touch_at": now} if cycle.first_touch_at is None else {}

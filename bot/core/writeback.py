@@ -232,6 +232,36 @@ def _wait_out(session: Session, row: OutboxMessage, exc: CrmRateLimited, *, now:
     outbox.postpone(session, row, until=now + wait)
 
 
+def fail_call(
+    engine: Engine,
+    row_ids: Sequence[int],
+    exc: CrmError,
+    *,
+    now: datetime,
+    alert_channel: str | None,
+) -> None:
+    """Record a CRM call that failed as a whole: wait out a spent API budget, else retry or dead-letter."""
+    with transaction(engine) as session:
+        if isinstance(exc, CrmRateLimited) and alert_channel:
+            _alert_paused(session, exc, alert_channel, now=now)
+        for row_id in row_ids:
+            row = session.get(OutboxMessage, row_id)
+            if row is None:
+                continue
+            if isinstance(exc, CrmRateLimited):
+                _wait_out(session, row, exc, now=now)
+            else:
+                outbox.fail(
+                    session,
+                    row,
+                    f"{type(exc).__name__}: {exc}",
+                    now=now,
+                    retryable=exc.retryable,
+                    alert_channel=alert_channel,
+                    retry_after=exc.retry_after,
+                )
+
+
 class _Keyed(Protocol):
     @property
     def key(self) -> str: ...
@@ -263,23 +293,7 @@ def _deliver(
     try:
         results = send(items)
     except CrmError as exc:
-        with transaction(engine) as session:
-            if isinstance(exc, CrmRateLimited):
-                _alert_paused(session, exc, alert_channel, now=now)
-            for key in rendered:
-                failed = session.get(OutboxMessage, int(key))
-                if failed is not None and isinstance(exc, CrmRateLimited):
-                    _wait_out(session, failed, exc, now=now)
-                elif failed is not None:
-                    outbox.fail(
-                        session,
-                        failed,
-                        f"{type(exc).__name__}: {exc}",
-                        now=now,
-                        retryable=exc.retryable,
-                        alert_channel=alert_channel,
-                        retry_after=exc.retry_after,
-                    )
+        fail_call(engine, [int(key) for key in rendered], exc, now=now, alert_channel=alert_channel)
         return
     with transaction(engine) as session:
         live = [r for r in (session.get(OutboxMessage, int(k)) for k in rendered) if r is not None]

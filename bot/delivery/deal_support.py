@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from slack_sdk import WebClient
 from sqlalchemy import Engine, update
@@ -22,6 +21,7 @@ from bot.core.deal_support import DS_CARD, DS_DM, DS_REFRESH, DS_REPLY
 from bot.core.delivery import Deferred, Delivered, Outcome
 from bot.core.models import DealSupportRequest, OutboxMessage
 from bot.core.playbook import Playbook
+from bot.delivery.history import find_posted
 from bot.views.deal_support import build_dm, build_request_card, build_thread_update
 
 CARD_EVENT = "revbot_deal_support"
@@ -101,21 +101,9 @@ class DealSupportDelivery:
         """The ts of this request's card if an earlier, unconfirmed attempt did post it."""
         if channel_id is None:
             return None
-        page = self._client.conversations_history(
-            channel=channel_id,
-            oldest=f"{since.timestamp() - 60:.6f}",
-            include_all_metadata=True,
-            limit=200,
+        return find_posted(
+            self._client, channel_id, CARD_EVENT, {"request_id": request_id}, since=since
         )
-        messages: list[dict[str, Any]] = page.get("messages", [])
-        for message in messages:
-            metadata = message.get("metadata") or {}
-            if (
-                metadata.get("event_type") == CARD_EVENT
-                and metadata.get("event_payload", {}).get("request_id") == request_id
-            ):
-                return str(message["ts"])
-        return None
 
     def _refresh(self, row: OutboxMessage) -> Outcome:
         request, waiting = self._load(int(row.payload["request_id"]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from slack_sdk import WebClient
 from sqlalchemy import Engine
@@ -13,6 +14,7 @@ from bot.core.delivery import Deferred, Delivered, Outcome
 from bot.core.flood import page_entries, summary_row
 from bot.core.models import OutboxMessage
 from bot.core.playbook import Playbook
+from bot.delivery.history import outbox_metadata, posted_by
 from bot.views.flood import build_flood_page, build_flood_summary
 
 FLOOD_KINDS = (outbox.SLACK_FLOOD, outbox.SLACK_FLOOD_PAGE)
@@ -22,10 +24,17 @@ WAIT_FOR_SUMMARY_SECONDS = 1.0
 class FloodDelivery:
     """Posts flood summaries and their thread pages."""
 
-    def __init__(self, client: WebClient, engine: Engine, playbook: Playbook) -> None:
+    def __init__(
+        self,
+        client: WebClient,
+        engine: Engine,
+        playbook: Playbook,
+        channel_id: Callable[[str], str | None],
+    ) -> None:
         self._client = client
         self._engine = engine
         self._playbook = playbook
+        self._channel_id = channel_id
 
     def handlers(self) -> dict[str, Callable[[OutboxMessage], Outcome]]:
         """The outbox kinds this class delivers."""
@@ -35,13 +44,7 @@ class FloodDelivery:
         view = build_flood_summary(
             int(row.payload["total"]), dict(row.payload["tiers"]), playbook=self._playbook
         )
-        response = self._client.chat_postMessage(
-            channel=str(row.payload["channel"]),
-            text=view["text"],
-            blocks=view["blocks"],
-            unfurl_links=False,
-        )
-        return Delivered(result={"channel": response["channel"], "ts": response["ts"]})
+        return self._post(row, str(row.payload["channel"]), view)
 
     def _page(self, row: OutboxMessage) -> Outcome:
         with transaction(self._engine) as session:
@@ -51,11 +54,28 @@ class FloodDelivery:
             entries = page_entries(session, [int(i) for i in row.payload["cycle_ids"]])
             view = build_flood_page(entries, playbook=self._playbook)
         posted = summary.result if summary is not None else {}
+        channel = str(posted.get("channel") or row.payload["channel"])
+        return self._post(row, channel, view, thread_ts=posted.get("ts"))
+
+    def _post(
+        self,
+        row: OutboxMessage,
+        channel: str,
+        view: dict[str, Any],
+        *,
+        thread_ts: str | None = None,
+    ) -> Outcome:
+        """Post, unless an earlier attempt whose answer was lost already did."""
+        channel_id = self._channel_id(channel) if row.uncertain else None
+        found = posted_by(self._client, channel_id, row, thread_ts=thread_ts)
+        if found and channel_id:
+            return Delivered(result={"channel": channel_id, "ts": found, "reconciled": True})
         response = self._client.chat_postMessage(
-            channel=str(posted.get("channel") or row.payload["channel"]),
-            thread_ts=posted.get("ts"),
+            channel=channel,
+            thread_ts=thread_ts,
             text=view["text"],
             blocks=view["blocks"],
             unfurl_links=False,
+            metadata=outbox_metadata(row),
         )
         return Delivered(result={"channel": response["channel"], "ts": response["ts"]})

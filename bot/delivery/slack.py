@@ -34,6 +34,7 @@ from bot.core.touches import touch_count
 from bot.core.writeback import lead_ref
 from bot.delivery.deal_support import POSTING_KINDS, DealSupportDelivery
 from bot.delivery.flood import FLOOD_KINDS, FloodDelivery
+from bot.delivery.history import find_posted, outbox_metadata, posted_by, recent_messages
 from bot.views.lead_card import build_lead_card, build_owner_dm
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ NETWORK_ERRORS = (
     OSError,
 )
 WAIT_FOR_CARD_SECONDS = 2.0
+# Kinds whose lost answer may hide a post that happened: retried only after a history check.
+POSTING = (outbox.SLACK_CARD, outbox.SLACK_DM, outbox.SLACK_FILE, outbox.SLACK_MESSAGE)
 
 
 class SlackDelivery:
@@ -77,7 +80,7 @@ class SlackDelivery:
         }
         deal_support = DealSupportDelivery(client, engine, playbook, self._channel_id)
         self._handlers.update(deal_support.handlers())
-        self._handlers.update(FloodDelivery(client, engine, playbook).handlers())
+        self._handlers.update(FloodDelivery(client, engine, playbook, self._channel_id).handlers())
 
     def deliver(self, row: OutboxMessage) -> Outcome:
         """Make the Slack call this row stands for and say how it went."""
@@ -87,7 +90,7 @@ class SlackDelivery:
         try:
             return handler(row)
         except SlackApiError as exc:
-            posting = row.kind in (outbox.SLACK_CARD, outbox.SLACK_DM, outbox.SLACK_FILE)
+            posting = row.kind in POSTING
             posting = posting or row.kind in POSTING_KINDS or row.kind in FLOOD_KINDS
             return _api_error(exc, posting=posting)
         except NETWORK_ERRORS as exc:
@@ -208,6 +211,7 @@ class SlackDelivery:
 
     def _message(self, row: OutboxMessage) -> Outcome:
         thread_ts, channel = None, str(row.payload["channel"])
+        channel_id: str | None = None
         thread_of = row.payload.get("thread_of")
         if thread_of is not None:
             with transaction(self._engine) as session:
@@ -217,15 +221,27 @@ class SlackDelivery:
                 # A re-qualified lead's card is itself a reply: its thread is the first card's.
                 card = _thread_root(session, int(thread_of)) or card
             if card is not None:
-                thread_ts, channel = card.ts, card.channel
+                thread_ts, channel, channel_id = card.ts, card.channel, card.channel
+        if row.uncertain and channel_id is None:
+            channel_id = self._conversation_id(channel)
+        found = posted_by(self._client, channel_id, row, thread_ts=thread_ts)
+        if found and channel_id:
+            return Delivered(result={"channel": channel_id, "ts": found, "reconciled": True})
         response = self._client.chat_postMessage(
             channel=channel,
             text=row.payload["text"],
             blocks=row.payload.get("blocks") or None,
             thread_ts=thread_ts,
             unfurl_links=False,
+            metadata=outbox_metadata(row),
         )
         return Delivered(result={"channel": response["channel"], "ts": response["ts"]})
+
+    def _conversation_id(self, target: str) -> str | None:
+        """The ID of a channel given by name or ID, or of the DM with a user."""
+        if target[:1] in ("U", "W"):
+            return str(self._client.conversations_open(users=target)["channel"]["id"])
+        return self._channel_id(target)
 
     def _digest(self, row: OutboxMessage) -> Outcome:
         """The scoreboard message, then its chart uploaded with files_upload_v2 right below it.
@@ -235,10 +251,7 @@ class SlackDelivery:
         """
         p = row.payload
         target = str(p["channel"])
-        if target[:1] in ("U", "W"):
-            channel_id: str | None = self._client.conversations_open(users=target)["channel"]["id"]
-        else:
-            channel_id = self._channel_id(target)
+        channel_id = self._conversation_id(target)
         if channel_id is None:
             return Failed(f"Slack channel {target} not found", retryable=False)
         posted, shared = self._find_digest(channel_id, p, since=row.created_at)
@@ -269,15 +282,8 @@ class SlackDelivery:
         self, channel_id: str, payload: dict[str, Any], *, since: datetime
     ) -> tuple[str | None, bool]:
         """The ts of this digest's message and whether its chart is shared, from recent history."""
-        page = self._client.conversations_history(
-            channel=channel_id,
-            oldest=f"{since.timestamp() - 60:.6f}",
-            include_all_metadata=True,
-            limit=200,
-        )
         posted, shared = None, False
-        messages: list[dict[str, Any]] = page.get("messages", [])
-        for message in messages:
+        for message in recent_messages(self._client, channel_id, since=since):
             metadata = message.get("metadata") or {}
             if (
                 metadata.get("event_type") == DIGEST_EVENT
@@ -319,28 +325,14 @@ class SlackDelivery:
         self, channel_id: str, cycle_id: int, *, since: datetime, thread_ts: str | None = None
     ) -> str | None:
         """The ts of a message for this cycle that an earlier, unconfirmed attempt did post."""
-        oldest = f"{since.timestamp() - 60:.6f}"
-        if thread_ts:
-            page = self._client.conversations_replies(
-                channel=channel_id,
-                ts=thread_ts,
-                oldest=oldest,
-                include_all_metadata=True,
-                limit=200,
-            )
-        else:
-            page = self._client.conversations_history(
-                channel=channel_id, oldest=oldest, include_all_metadata=True, limit=200
-            )
-        messages: list[dict[str, Any]] = page.get("messages", [])
-        for message in messages:
-            metadata = message.get("metadata") or {}
-            if (
-                metadata.get("event_type") == CARD_EVENT
-                and metadata.get("event_payload", {}).get("cycle_id") == cycle_id
-            ):
-                return str(message["ts"])
-        return None
+        return find_posted(
+            self._client,
+            channel_id,
+            CARD_EVENT,
+            {"cycle_id": cycle_id},
+            since=since,
+            thread_ts=thread_ts,
+        )
 
 
 def _message(session: Session, cycle_id: int, role: str) -> SlackMessage | None:

@@ -17,9 +17,9 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.core import deal_support
+from bot.core import deal_support, outbox
 from bot.core.crm import CrmError, Deal
-from bot.core.db import transaction
+from bot.core.db import reading, transaction
 from bot.core.deal_support import DealSupportRefused, InvalidForm, RequestForm
 from bot.services import Services
 from bot.views.deal_support import (
@@ -35,6 +35,7 @@ from bot.views.deal_support import (
     REQUEST_VIEW,
     SHORTCUT,
     TAKE,
+    build_deal_gone,
     build_deal_options,
     build_decline_modal,
     build_deliver_modal,
@@ -44,6 +45,7 @@ from bot.views.deal_support import (
     form_values,
     metadata_of,
     request_id_of,
+    selected_label,
 )
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,6 @@ UNREADABLE = (
     "revbot can't read that message (it has no text revbot can see, only files or "
     "attachments). Use `/deal-support` and describe what you need instead."
 )
-CRM_SLOW = "The CRM did not answer in time; submit again in a moment."
 _PERMALINK_PARTS = (
     re.compile(r"^[a-z0-9][a-z0-9-]*$"),
     re.compile(r"^[CGD][A-Z0-9]{2,}$"),
@@ -163,7 +164,7 @@ def register(app: App, services: Services) -> None:
         return not deal_support.is_marketer(playbook, user_id) and group.has(user_id)
 
     def request_modal(details: str | None = None, source: str | None = None) -> dict[str, Any]:
-        with transaction(services.engine) as session:
+        with reading(services.engine) as session:
             search = deal_support.crm_has_deals(session, services.crm.name)
         today = services.clock().astimezone(playbook.zone).date()
         return build_request_modal(
@@ -183,7 +184,7 @@ def register(app: App, services: Services) -> None:
         ack()
         user_id = command["user_id"]
         marketer = deal_support.is_marketer(playbook, user_id) or group.has(user_id)
-        with transaction(services.engine) as session:
+        with reading(services.engine) as session:
             found = deal_support.listing(session, user_id, marketer=marketer)
         respond(**build_listing(found, playbook), replace_original=False)
 
@@ -220,19 +221,47 @@ def register(app: App, services: Services) -> None:
             seen.update((deal.id, deal) for deal in deals)
         ack(**build_deal_options(deals, typed=typed))
 
+    def store_request(requester: str, form: RequestForm, deal: Deal | None, now: datetime) -> None:
+        with transaction(services.engine) as session:
+            deal_support.open_request(session, playbook, requester, form, deal, now=now)
+        services.notify()
+
+    def store_with_fresh_deal(
+        requester: str, form: RequestForm, chosen: Deal, view_id: str, now: datetime
+    ) -> None:
+        """After the ack: read the chosen deal for the card's facts. A CRM that fails keeps the
+        ask (the card shows the name picked); a deal the CRM no longer holds is DMed, not posted."""
+        try:
+            deal = services.crm.get_deal(chosen.id)
+        except (CrmError, OSError) as exc:
+            log.warning(
+                "opportunity lookup failed (%s); the card shows its name", type(exc).__name__
+            )
+            deal = chosen
+        try:
+            if deal is not None:
+                store_request(requester, form, deal, now)
+                return
+            gone = build_deal_gone(chosen.name, form.details)
+            with transaction(services.engine) as session:
+                outbox.enqueue_message(
+                    session,
+                    key=f"ds:deal-gone:{view_id}",
+                    to=requester,
+                    text=gone["text"],
+                    blocks=gone["blocks"],
+                    now=now,
+                )
+            services.notify()
+        except Exception:
+            log.exception("could not store the #deal-support request of %s", requester)
+
     @app.view(REQUEST_VIEW)
     def on_request(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        values = form_values(view)
+        values, requester, now = form_values(view), body["user"]["id"], services.clock()
         deal_id, deal_name = deal_support.parse_deal_choice(values.get(DEAL))
         with seen_lock:
             deal = seen.get(deal_id) if deal_id is not None else None
-        if deal_id is not None and deal is None:
-            try:
-                deal = within(CRM_TIMEOUT_SECONDS, lambda: services.crm.get_deal(deal_id))
-            except (TimeoutError, CrmError) as exc:
-                log.warning("opportunity lookup failed: %s", type(exc).__name__)
-                ack(response_action="errors", errors={DEAL: CRM_SLOW})
-                return
         source = metadata_of(view).get("source")
         form = RequestForm(
             deal_id=deal_id,
@@ -243,16 +272,31 @@ def register(app: App, services: Services) -> None:
             details=values.get("details"),
             source_permalink=source if isinstance(source, str) else None,
         )
+        if deal_id is not None and deal is None:
+            # Offered by a search in another process or long ago: check the form, ack, then read
+            # the deal (the CRM may take seconds; Slack waits three).
+            chosen = Deal(id=deal_id, name=selected_label(view, DEAL) or deal_id)
+            today = now.astimezone(playbook.zone).date()
+            errors = deal_support.validate_request(playbook, form, chosen, today=today)
+            if errors:
+                ack(response_action="errors", errors=errors)
+                return
+            ack()
+            _crm_pool.submit(
+                store_with_fresh_deal,
+                requester,
+                form,
+                chosen,
+                str(view.get("id") or now.timestamp()),
+                now,
+            )
+            return
         try:
-            with transaction(services.engine) as session:
-                deal_support.open_request(
-                    session, playbook, body["user"]["id"], form, deal, now=services.clock()
-                )
+            store_request(requester, form, deal, now)
         except InvalidForm as invalid:
             ack(response_action="errors", errors=invalid.errors)
             return
         ack()
-        services.notify()
 
     @app.action(TAKE)
     def on_take(ack: Ack, body: dict[str, Any], respond: Respond) -> None:

@@ -3,7 +3,7 @@
 The queue's Reject, Recycle and Log touch buttons carry the lead card's action ids, so the card's
 own listeners open their modals. A Home tab has no `response_url`: the middleware below gives
 those listeners a `respond` that shows its message on top of the Home tab instead, and
-republishes the tab once a modal from them is submitted. Accept gets its own listener here
+republishes the tab once a modal from them is saved (the listener runs `AFTER_CHANGE`). Accept gets its own listener here
 (ahead of the card's) because the tab must be republished after the click.
 """
 
@@ -18,9 +18,10 @@ from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from bot.core import access, availability, handoff, lookup
-from bot.core.db import transaction
+from bot.core.db import reading, transaction
 from bot.core.metrics import week_bounds
 from bot.core.models import RepAvailability
+from bot.listeners.leads import AFTER_CHANGE
 from bot.services import Services
 from bot.views.blocks import escape
 from bot.views.home import HOME_AWAY, HOME_BACK, HOME_QUEUE_LIMIT, Availability, build_home
@@ -40,20 +41,6 @@ def from_home(body: dict[str, Any]) -> bool:
     return (body.get("container") or {}).get("type") == "view" and view.get("type") == "home"
 
 
-class _AckThenRepublish(Ack):
-    """An ack that, once a modal submission is accepted without errors, republishes the Home tab."""
-
-    def __init__(self, republish: Callable[[], None]) -> None:
-        super().__init__()
-        self._republish = republish
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        response = super().__call__(*args, **kwargs)
-        if not kwargs.get("errors") and not kwargs.get("response_action"):
-            self._republish()
-        return response
-
-
 def register(app: App, services: Services) -> None:
     """Attach the App Home listeners (before the lead card's, so Home clicks reach these first)."""
     playbook = services.playbook
@@ -63,7 +50,7 @@ def register(app: App, services: Services) -> None:
         who = access.viewer(playbook, user_id)
         now = services.clock()
         week = week_bounds(playbook, now)
-        with transaction(services.engine) as session:
+        with reading(services.engine) as session:
             pipeline = lookup.rep_pipeline(
                 session, user_id, claimable_pools=who.member_of, limit=HOME_QUEUE_LIMIT
             )
@@ -118,7 +105,7 @@ def register(app: App, services: Services) -> None:
             and callback_id in CARD_MODALS
             and user_id in home_users
         ):
-            context["ack"] = _AckThenRepublish(lambda: publish_later(client, user_id))
+            context[AFTER_CHANGE] = lambda: publish_later(client, user_id)
         next()
 
     @app.event("app_home_opened")

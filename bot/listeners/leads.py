@@ -6,12 +6,12 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 from sqlmodel import Session
 
-from bot.core import handoff, touches
-from bot.core.db import transaction
+from bot.core import handoff, outbox, touches
+from bot.core.db import reading, transaction
 from bot.services import Services
 from bot.views.lead_card import ACCEPT, LOG_TOUCH, OPEN_CRM, RECYCLE, REJECT
 from bot.views.modals import (
@@ -22,6 +22,7 @@ from bot.views.modals import (
     REVISIT_BLOCK,
     TOUCH_TYPE_BLOCK,
     TOUCH_VIEW,
+    build_not_saved,
     build_recycle_modal,
     build_reject_modal,
     build_touch_modal,
@@ -30,6 +31,8 @@ from bot.views.modals import (
 )
 
 STALE_BUTTON = "This card is out of date; revbot cannot tell which lead it is about."
+# A context key: what to run once a card modal's change is saved (the Home tab sets it).
+AFTER_CHANGE = "revbot_after_change"
 
 
 def _clicked_cycle(body: dict[str, Any]) -> int | None:
@@ -125,17 +128,27 @@ def register(app: App, services: Services) -> None:
 
     def submit(
         ack: Ack,
-        view: dict[str, Any],
+        body: dict[str, Any],
+        context: BoltContext,
+        check: Callable[[Session, int], object],
         dispose: Callable[[Session, int], object],
         *,
         refused_block: str = REASON_BLOCK,
+        done_already: Callable[[Session, int], bool] | None = None,
     ) -> None:
+        """Check the form with a read, ack (closing the modal), then write.
+
+        The write waits for the database's writer (SQLite has one), which Slack's 3 s must not
+        include. A change between the check and the write (another user's click) is told by DM,
+        unless `done_already` says the lead already is as this user asked (a retried submission).
+        """
+        view, user_id = body["view"], body["user"]["id"]
         cycle_id = cycle_id_of(view)
         try:
             if cycle_id is None:
                 raise handoff.HandoffRefused(STALE_BUTTON)
-            with transaction(services.engine) as session:
-                dispose(session, cycle_id)
+            with reading(services.engine) as session:
+                check(session, cycle_id)
         except handoff.InvalidDisposition as invalid:
             ack(response_action="errors", errors=invalid.errors)
             return
@@ -143,57 +156,80 @@ def register(app: App, services: Services) -> None:
             ack(response_action="errors", errors={refused_block: refused.message})
             return
         ack()
+        try:
+            with transaction(services.engine) as session:
+                dispose(session, cycle_id)
+        except (handoff.InvalidDisposition, handoff.HandoffRefused) as late:
+            problem = (
+                late.message
+                if isinstance(late, handoff.HandoffRefused)
+                else " ".join(late.errors.values())
+            )
+            with transaction(services.engine) as session:
+                if done_already is None or not done_already(session, cycle_id):
+                    outbox.enqueue_message(
+                        session,
+                        key=f"not-saved:{view.get('id')}:{cycle_id}",
+                        to=user_id,
+                        text=build_not_saved(view, problem),
+                        now=services.clock(),
+                    )
+        else:
+            after_change = context.get(AFTER_CHANGE)
+            if callable(after_change):
+                after_change()
         services.notify()
 
-    @app.view(REJECT_VIEW)
-    def on_reject_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        values = submitted_values(view)
+    def submit_close(
+        ack: Ack, body: dict[str, Any], context: BoltContext, request: handoff.Close
+    ) -> None:
+        now = services.clock()
         submit(
             ack,
-            view,
-            lambda session, cycle_id: handoff.reject(
-                session,
-                cycle_id,
-                body["user"]["id"],
-                reason_code=values.get(REASON_BLOCK),
-                note=values.get(NOTE_BLOCK),
-                playbook=playbook,
-                now=services.clock(),
+            body,
+            context,
+            lambda session, cycle_id: handoff.check_close(
+                session, cycle_id, request, playbook=playbook, now=now
             ),
+            lambda session, cycle_id: handoff.close(
+                session, cycle_id, request, playbook=playbook, now=now
+            ),
+            done_already=lambda session, cycle_id: handoff.already_done(session, cycle_id, request),
         )
+
+    @app.view(REJECT_VIEW)
+    def on_reject_submit(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+        values = submitted_values(body["view"])
+        request = handoff.Close(
+            handoff.REJECTED, body["user"]["id"], values.get(REASON_BLOCK), values.get(NOTE_BLOCK)
+        )
+        submit_close(ack, body, context, request)
 
     @app.view(RECYCLE_VIEW)
-    def on_recycle_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        values = submitted_values(view)
-        submit(
-            ack,
-            view,
-            lambda session, cycle_id: handoff.recycle(
-                session,
-                cycle_id,
-                body["user"]["id"],
-                reason_code=values.get(REASON_BLOCK),
-                revisit_on=_parse_date(values.get(REVISIT_BLOCK)),
-                note=values.get(NOTE_BLOCK),
-                playbook=playbook,
-                now=services.clock(),
-            ),
+    def on_recycle_submit(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+        values = submitted_values(body["view"])
+        request = handoff.Close(
+            handoff.RECYCLED,
+            body["user"]["id"],
+            values.get(REASON_BLOCK),
+            values.get(NOTE_BLOCK),
+            _parse_date(values.get(REVISIT_BLOCK)),
         )
+        submit_close(ack, body, context, request)
 
     @app.view(TOUCH_VIEW)
-    def on_touch_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        values = submitted_values(view)
+    def on_touch_submit(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+        values, user_id = submitted_values(body["view"]), body["user"]["id"]
+        kind, note = values.get(TOUCH_TYPE_BLOCK), values.get(NOTE_BLOCK)
         submit(
             ack,
-            view,
+            body,
+            context,
+            lambda session, cycle_id: touches.check_touch(
+                session, cycle_id, user_id, kind, note, playbook=playbook
+            ),
             lambda session, cycle_id: touches.log_touch(
-                session,
-                cycle_id,
-                body["user"]["id"],
-                values.get(TOUCH_TYPE_BLOCK),
-                values.get(NOTE_BLOCK),
-                playbook=playbook,
-                now=services.clock(),
+                session, cycle_id, user_id, kind, note, playbook=playbook, now=services.clock()
             ),
             refused_block=TOUCH_TYPE_BLOCK,
         )

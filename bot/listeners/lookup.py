@@ -16,7 +16,7 @@ from slack_bolt import Ack, App, Respond
 from bot.core import access, lookup
 from bot.core.crm import CrmError, Deal
 from bot.core.crm_cache import CachedDealSearch
-from bot.core.db import transaction
+from bot.core.db import reading
 from bot.core.metrics import week_bounds
 from bot.core.writeback import lead_ref
 from bot.services import Services
@@ -110,7 +110,7 @@ class DealLookups:
 
     def _results(self, text: str, deals: list[Deal], who: access.Viewer) -> dict[str, Any]:
         services = self._services
-        with transaction(services.engine) as session:
+        with reading(services.engine) as session:
             attached = lookup.requests_for_deals(session, [d.id for d in deals])
         return build_deal_results(text, deals, attached, playbook=services.playbook, who=who)
 
@@ -130,7 +130,7 @@ def register(app: App, services: Services) -> None:
         who = access.viewer(playbook, user_id)
         now = services.clock()
         arg = " ".join(words)
-        with transaction(services.engine) as session:
+        with reading(services.engine) as session:
             if not words:
                 mine = lookup.rep_pipeline(session, user_id, claimable_pools=who.member_of)
                 return build_pipeline(mine, playbook=playbook, who=who, now=now)
@@ -167,7 +167,7 @@ def register(app: App, services: Services) -> None:
             ack(**ephemeral(bad.message))
             return
         who = access.viewer(playbook, command["user_id"])
-        with transaction(services.engine) as session:
+        with reading(services.engine) as session:
             found = lookup.find_leads(session, text, who)
             urls = {
                 m.lead.id or 0: services.crm.record_url(lead_ref(m.lead)) for m in found.matches

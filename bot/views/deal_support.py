@@ -159,6 +159,14 @@ def form_values(view: dict[str, Any]) -> dict[str, str | None]:
     return values
 
 
+def selected_label(view: dict[str, Any], block_id: str) -> str | None:
+    """The text of the option selected in a submitted modal's `block_id` input."""
+    actions = view.get("state", {}).get("values", {}).get(block_id)
+    state: dict[str, Any] = next(iter(actions.values()), {}) if isinstance(actions, dict) else {}
+    text = ((state.get("selected_option") or {}).get("text") or {}).get("text")
+    return text.strip() or None if isinstance(text, str) else None
+
+
 def metadata_of(view: dict[str, Any]) -> dict[str, Any]:
     """A modal's private metadata (an empty dict when missing or unreadable)."""
     try:
@@ -384,6 +392,18 @@ def build_decline_modal(r: DealSupportRequest, playbook: Playbook) -> dict[str, 
 
 def _message(text: str) -> Message:
     return {"text": clip(text, 3000), "blocks": [section(text)]}
+
+
+def build_deal_gone(chosen: str, details: str | None) -> Message:
+    """DM to a rep whose request named an opportunity the CRM no longer holds (nothing was posted)."""
+    asked = (details or "").strip()
+    quoted = "\n".join(f"> {escape(line)}" for line in asked.splitlines()[:20])
+    text = (
+        f"revbot cannot find the opportunity “{escape(chosen)}” in the CRM any more, so your "
+        "#deal-support request was not posted. Search for the opportunity again with "
+        "`/deal-support`."
+    )
+    return _message(f"{text}\nWhat you asked:\n{quoted}" if quoted else text)
 
 
 def build_thread_update(kind: str, r: DealSupportRequest, playbook: Playbook) -> Message:

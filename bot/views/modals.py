@@ -161,6 +161,12 @@ def submitted_values(view: dict[str, Any]) -> dict[str, str | None]:
     return values
 
 
+def build_not_saved(view: dict[str, Any], problem: str) -> str:
+    """DM text when a submitted card modal could not be saved after it closed (a race)."""
+    title = str((view.get("title") or {}).get("text") or "change")
+    return f"Your “{title}” was not saved: {problem}"
+
+
 def cycle_id_of(view: dict[str, Any]) -> int | None:
     """The cycle a submitted modal is about (from its private metadata)."""
     try:

@@ -100,11 +100,14 @@ def test_request_to_delivered_note_through_the_vendor_crm(
     assert "Contract Sent" in options[0]["text"]["text"]
     assert any("acme" in searched.lower() for searched in vendor.deal_searches())
 
-    # An opportunity the CRM does not hold is refused inline; nothing is stored.
+    # An opportunity the CRM does not hold: the rep is told in a DM; nothing is stored.
     gone = submit(
         live, "UREP1", "deal_support_request", request_values(f"deal:{vendor.absent_deal_id}")
-    ).json()
-    assert set(gone["errors"]) == {"deal"}
+    )
+    assert not gone.content.strip()
+    dm = live.fake.wait_for("chat.postMessage")[0].params
+    assert dm["channel"] == "UREP1"
+    assert "cannot find the opportunity" in dm["text"]
     assert requests_in(live) == []
 
     submit(live, "UREP1", "deal_support_request", request_values(f"deal:{acme}"))

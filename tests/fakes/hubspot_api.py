@@ -16,6 +16,7 @@ import itertools
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -169,9 +170,12 @@ class FakeHubSpot:
         *,
         token: str = DEFAULT_TOKEN,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        latency: float = 0.0,
     ) -> None:
         self.token = token
         self.clock = clock
+        # Seconds every request waits before it is answered (a slow vendor).
+        self.latency = latency
         self.requests: list[Recorded] = []
         self.schema_errors: list[str] = []
         self.faults: list[Fault] = []
@@ -320,7 +324,9 @@ class FakeHubSpot:
     # -- request handling --------------------------------------------------------------------
 
     def handle(self, request: Recorded, authorization: str | None) -> Reply:
-        """Answer one request (called on the server's threads)."""
+        """Answer one request (called on the server's threads), after `latency` seconds."""
+        if self.latency > 0:
+            time.sleep(self.latency)  # outside the lock, so concurrent requests wait together
         with self._lock:
             self.requests.append(request)
             if authorization != f"Bearer {self.token}":

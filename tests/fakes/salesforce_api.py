@@ -110,6 +110,7 @@ class _State:
     lock_once: set[str] = field(default_factory=set)
     lock_fraction: float = 0.0
     rules: list[ValidationRule] = field(default_factory=list)
+    cursors: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 class FakeSalesforce:
@@ -138,6 +139,10 @@ class FakeSalesforce:
         self._ids = itertools.count(1)
         self._tokens = itertools.count(1)
         self._random = random.Random(seed)
+        # Salesforce answers up to 2,000 records a page and points at the rest with
+        # nextRecordsUrl; tests lower it to page small answers.
+        self.query_page_size = 2000
+        self._cursor_ids = itertools.count(1)
         for name in ("lead", "task", "opportunity", "user", "account"):
             describe = fixture(f"describe_{name}.json")
             self._state.describes[describe["name"]] = describe
@@ -365,6 +370,8 @@ class FakeSalesforce:
     def _rest(self, method: str, rest: str, rec: Recorded) -> tuple[int, Any, str]:
         if method == "GET" and rest == "query/":
             return 200, self._query(parse(rec.query.get("q", ""))), "json"
+        if method == "GET" and rest.startswith("query/") and rest[6:] in self._state.cursors:
+            return 200, self._page(rest[6:]), "json"
         if method == "GET" and rest.startswith("sobjects/") and rest.endswith("/describe"):
             name = rest.split("/")[1]
             if name not in self._state.describes:
@@ -495,11 +502,24 @@ class FakeSalesforce:
         rows = rows[query.offset :]
         if query.limit is not None:
             rows = rows[: query.limit]
-        return {
-            "totalSize": len(rows),
-            "done": True,
-            "records": [self._shape(r, query.fields) for r in rows],
+        cursor = f"01gFAKE{next(self._cursor_ids):011d}"
+        self._state.cursors[cursor] = [self._shape(r, query.fields) for r in rows]
+        return self._page(cursor, total=len(rows))
+
+    def _page(self, cursor: str, total: int | None = None) -> dict[str, Any]:
+        """The next page of a query's records, with nextRecordsUrl while more remain."""
+        remaining = self._state.cursors.pop(cursor)
+        page, rest = remaining[: self.query_page_size], remaining[self.query_page_size :]
+        answer: dict[str, Any] = {
+            "totalSize": total if total is not None else len(remaining),
+            "done": not rest,
+            "records": page,
         }
+        if rest:
+            following = f"{cursor}-{len(page)}"
+            self._state.cursors[following] = rest
+            answer["nextRecordsUrl"] = f"/services/data/v{self.api_version}/query/{following}"
+        return answer
 
     # -- sObject Collections ---------------------------------------------------------------
 

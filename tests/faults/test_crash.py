@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from bot.core import db, handoff
 from bot.core.models import Lead, LocalCrmRecord, MqlCycle, OutboxMessage
+from bot.delivery.slack import CARD_EVENT
 from tests.conftest import BOT_TOKEN, INTAKE_TOKEN, TEST_PLAYBOOK, lead_json, team_playbook
 from tests.fakes.slack_api import FakeSlack
 from tests.faults.conftest import PIPELINE, cards_per_lead
@@ -136,7 +137,7 @@ def _listed(fake: FakeSlack) -> Counter[str]:
     """How often each lead (by external id) is listed in the channel's flood threads."""
     listed: Counter[str] = Counter()
     for message in fake.messages(PIPELINE):
-        if (message.get("metadata") or {}).get("event_type"):
+        if (message.get("metadata") or {}).get("event_type") == CARD_EVENT:
             continue  # a card: counted by its metadata instead
         listed.update(f"CR-{m}" for m in NAME.findall(str(message.get("blocks") or "")))
     return listed

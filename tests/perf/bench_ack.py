@@ -2,19 +2,30 @@
 
     python -m tests.perf.bench_ack [--rate 50] [--seconds 60] [--crm-delay 2] [--lookups 20] \\
         [--baseline-seconds 10] [--database-url postgresql://postgres@127.0.0.1:5432/test] \\
-        [--json out.json]
+        [--json out.json] [--access-log access.log]
 
-revbot serves HTTP with its worker; its CRM is the local one with every call (write, task, note,
-poll, search, deal read, check) slowed to `--crm-delay` seconds. Signed Slack requests go to the
-real `/slack/events` at a steady `--rate` (open loop: a slow answer never delays the next send):
-Accept clicks on distinct leads, Reject and Recycle modal submissions, /pipeline and /lead, and a
-few #deal-support request submissions that name a CRM deal. Beside them `--lookups` users each
-keep one /deal search in flight (a new one as soon as the previous answer reaches its
-response_url), every search a different text so none is served from the cache.
+revbot runs as it does in production, as the real command in its own processes: on SQLite
+`revbot run` (gunicorn with the worker in-process); with `--database-url` the scaled PostgreSQL
+layout, `revbot web` with two gunicorn processes beside one `revbot worker`. Its CRM is HubSpot
+(`REVBOT_CRM=hubspot`), pointed at the fake HubSpot API served by this process, which waits
+`--crm-delay` seconds before answering each request (concurrent requests wait together). The fake
+holds the contacts behind the leads (stored through `POST /intake/leads` with their
+`crm_record_id`, so Accept, Reject and Recycle write back to them) and the deals the #deal-support
+submissions name.
 
-First a baseline: Accept clicks alone, no lookups. Then the measured run. Ack latency is measured
-server-side (a WSGI timer around revbot's app, by request kind) and client-side (send to answer).
-Bars: server-side p99 < 100 ms, no request past Slack's 3 s, clicks no slower with the lookups in
+Signed Slack requests go to the real `/slack/events` at a steady `--rate` (open loop: a slow
+answer never delays the next send): Accept clicks on distinct leads, Reject and Recycle modal
+submissions, /pipeline and /lead, and a few #deal-support request submissions that name a CRM
+deal. Beside them `--lookups` users each keep one /deal search in flight (a new one as soon as the
+previous answer reaches its response_url), every search a different text so none is served from
+the cache.
+
+First a baseline: Accept clicks alone at half the rate, no lookups. Then the measured run. Ack
+latency is measured server-side, inside revbot: its gunicorn access log (`REVBOT_ACCESS_LOG`)
+gives each request's time from its parsed headers to its last body byte written, in
+microseconds, and the `X-Request-Id` the benchmark set names its phase and kind. It is also
+measured client-side (send to answer, including this process's own scheduling). Bars:
+server-side p99 < 100 ms, no request past Slack's 3 s, clicks no slower with the lookups in
 flight. Not collected by pytest (run on demand).
 """
 
@@ -23,35 +34,28 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
+import re
+import resource
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import requests
-from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from bot.core.crm import (
-    CrmTask,
-    CrmWrite,
-    Deal,
-    DealNote,
-    LeadOutcome,
-    LeadRef,
-    MqlPage,
-    WriteResult,
-)
-from bot.core.db import transaction
-from bot.core.models import LocalDeal, MqlCycle
-from bot.core.playbook import Playbook, parse_playbook
-from integrations.local import LocalCRM
+from bot.core import db
+from bot.core.models import MqlCycle
 from tests.conftest import BOT_TOKEN, INTAKE_TOKEN, SIGNING_SECRET
+from tests.fakes.hubspot_api import FakeHubSpot
+from tests.fakes.hubspot_testing import PORTAL_ID
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_payloads import (
     block_action_payload,
@@ -63,19 +67,25 @@ from tests.fakes.slack_payloads import (
     view_submission_payload,
 )
 from tests.fakes.slack_signing import signed_headers
+from tests.perf.bench_memory import descendants
 from tests.perf.harness import (
     PLAYBOOK,
+    RevbotCli,
+    cpu_seconds,
     database,
+    machine_busy,
     percentile,
     report,
-    running_revbot,
-    time_requests,
+    running_revbot_cli,
 )
 
 BAR_P99_SECONDS = 0.1
 SLACK_TIMEOUT_SECONDS = 3.0
+WEB_CONCURRENCY = 2
+DEALS = 50
 # One round of the open-loop mix (50 requests): mostly clicks, then modals and commands. The
-# #deal-support submission is the one request whose ack waits on the CRM (it reads the deal).
+# #deal-support submission is the one request whose ack may wait on the CRM (it reads the deal
+# when the opportunity search did not just offer it).
 MIX: Sequence[tuple[str, int]] = (
     ("accept click", 26),
     ("reject submission", 6),
@@ -92,61 +102,11 @@ deal_support:
 access:
   deals: everyone
 """
-
-
-class SlowCRM(LocalCRM):
-    """The local CRM with every call that would reach a vendor slowed to `delay` seconds."""
-
-    def __init__(self, engine: Engine, delay: float) -> None:
-        super().__init__(engine, lambda: datetime.now(UTC))
-        self.delay = delay
-
-    def apply(self, writes: Sequence[CrmWrite]) -> list[WriteResult]:
-        """Write after the delay."""
-        time.sleep(self.delay)
-        return super().apply(writes)
-
-    def log_tasks(self, tasks: Sequence[CrmTask]) -> list[WriteResult]:
-        """Log tasks after the delay."""
-        time.sleep(self.delay)
-        return super().log_tasks(tasks)
-
-    def add_deal_notes(self, notes: Sequence[DealNote]) -> list[WriteResult]:
-        """Add notes after the delay."""
-        time.sleep(self.delay)
-        return super().add_deal_notes(notes)
-
-    def poll_mqls(self, watermark: str | None, *, now: datetime) -> MqlPage:
-        """Poll after the delay."""
-        time.sleep(self.delay)
-        return super().poll_mqls(watermark, now=now)
-
-    def fetch_mqls(self, record_ids: Sequence[str]) -> list[dict[str, Any]]:
-        """Fetch after the delay."""
-        time.sleep(self.delay)
-        return super().fetch_mqls(record_ids)
-
-    def fetch_outcomes(self, leads: Sequence[LeadRef]) -> list[LeadOutcome]:
-        """Fetch outcomes after the delay."""
-        time.sleep(self.delay)
-        return super().fetch_outcomes(leads)
-
-    def search_deals(self, text: str, *, limit: int = 10) -> list[Deal]:
-        """Search after the delay."""
-        time.sleep(self.delay)
-        return super().search_deals(text, limit=limit)
-
-    def get_deal(self, deal_id: str) -> Deal | None:
-        """Read the deal after the delay."""
-        time.sleep(self.delay)
-        return super().get_deal(deal_id)
-
-    def check(self) -> str:
-        """Check after the delay."""
-        time.sleep(self.delay)
-        return super().check()
-
-    # record_url stays instant: every adapter builds the link locally, without a call.
+# gunicorn's access log line as bot/server.py formats it: ... "METHOD PATH" STATUS BYTES MICROS "ID"
+ACCESS_LINE = re.compile(r'" (?P<status>\d{3}) \S+ (?P<micros>\d+) "(?P<id>[^"]*)"$')
+PHASES = ("baseline", "load")
+# revbot's error lines, gunicorn's ("[ERROR]", a worker timed out), and each traceback's last line.
+TROUBLE = re.compile(r" ERROR |\[ERROR\]|\[CRITICAL\]|WORKER TIMEOUT|^[\w.]+(Error|Exception): ")
 
 
 class ResponseSink:
@@ -193,12 +153,16 @@ class ResponseSink:
 
 
 class Client:
-    """Sends signed Slack requests to revbot and records each one's client-side latency."""
+    """Sends signed Slack requests to revbot and records each one's client-side latency.
+
+    Each request carries `X-Request-Id: phase|kind|n`, which revbot's access log repeats."""
 
     def __init__(self, url: str) -> None:
         self.url = f"{url}/slack/events"
+        self.phase = PHASES[0]
         self.seconds: dict[str, list[float]] = {}
         self.failures: list[str] = []
+        self._numbers = itertools.count()
         self._local = threading.local()
         self._lock = threading.Lock()
 
@@ -208,7 +172,10 @@ class Client:
         if session is None:
             session = self._local.session = requests.Session()
         headers = signed_headers(body, SIGNING_SECRET)
-        headers["X-Bench-Kind"] = kind
+        headers["X-Request-Id"] = f"{self.phase}|{kind}|{next(self._numbers)}"
+        # A new connection each time: a kept-alive one that gunicorn closes as idle just as a
+        # request is sent on it fails on the client without ever reaching revbot.
+        headers["Connection"] = "close"
         started = time.perf_counter()
         try:
             response = session.post(self.url, data=body, headers=headers, timeout=30)
@@ -227,34 +194,79 @@ class Client:
             self.failures.append(what)
 
 
-def ack_playbook() -> Playbook:
+def server_seconds(access_log: Path) -> dict[str, dict[str, list[float]]]:
+    """Server-side seconds by phase and kind, from the access log lines of the benchmark's
+    requests (those whose X-Request-Id it set)."""
+    found: dict[str, dict[str, list[float]]] = {phase: {} for phase in PHASES}
+    text = access_log.read_text() if access_log.exists() else ""
+    for line in text.splitlines():
+        match = ACCESS_LINE.search(line)
+        parts = match["id"].split("|") if match else []
+        if match and len(parts) == 3 and parts[0] in found:
+            found[parts[0]].setdefault(parts[1], []).append(int(match["micros"]) / 1e6)
+    return found
+
+
+def ack_playbook() -> str:
     """The benchmark team with #deal-support and deal lookups open to everyone."""
-    return parse_playbook(PLAYBOOK + EXTRA, "ack benchmark playbook")
+    return PLAYBOOK + EXTRA
 
 
-def _seed_leads(live_url: str, count: int) -> None:
+def seed_crm(hubspot: FakeHubSpot, leads: int) -> tuple[list[str], list[str]]:
+    """The deals and one contact per lead in the fake HubSpot; returns (deal ids, contact ids)."""
+    deals = [
+        hubspot.seed_deal(
+            dealname=f"Deal {n} Acme",
+            pipeline="default",
+            dealstage="presentationscheduled",
+            amount=50_000,
+        )
+        for n in range(DEALS)
+    ]
+    contacts = [
+        hubspot.seed_contact(lastname=f"Ack{i:06d}", company="Bench", hs_lead_status="NEW")
+        for i in range(leads)
+    ]
+    return deals, contacts
+
+
+def seed_leads(live_url: str, contacts: list[str]) -> None:
+    """Store one lead per HubSpot contact through revbot's intake, naming its CRM record."""
     http = requests.Session()
     headers = {"Authorization": f"Bearer {INTAKE_TOKEN}"}
-    for start in range(0, count, 250):
+    for start in range(0, len(contacts), 250):
         leads = [
             {
                 "external_id": f"A-{i:06d}",
+                "crm_record_id": contacts[i],
                 "last_name": f"Ack{i:06d}",
                 "company": "Bench",
                 "score": 60,
             }
-            for i in range(start, min(start + 250, count))
+            for i in range(start, min(start + 250, len(contacts)))
         ]
         http.post(
             f"{live_url}/intake/leads", json={"leads": leads}, headers=headers, timeout=60
         ).raise_for_status()
 
 
-def _open_cycles(engine: Engine) -> list[tuple[int, str]]:
-    with Session(engine) as session:
-        rows = session.exec(
-            select(MqlCycle.id, MqlCycle.owner_slack_id).order_by(col(MqlCycle.id))
-        ).all()
+def usage(revbot: RevbotCli) -> tuple[float, float, float, float]:
+    """CPU seconds used so far by revbot's processes and by this one, and the machine's busy
+    and total CPU ticks."""
+    pids = [pid for p in revbot.processes for pid in descendants(p.proc.pid)]
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return (cpu_seconds(pids), own.ru_utime + own.ru_stime, *machine_busy())
+
+
+def _open_cycles(database_url: str) -> list[tuple[int, str]]:
+    engine = db.make_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with Session(engine) as session:
+            rows = session.exec(
+                select(MqlCycle.id, MqlCycle.owner_slack_id).order_by(col(MqlCycle.id))
+            ).all()
+    finally:
+        engine.dispose()
     return [(int(i), str(owner)) for i, owner in rows if i is not None and owner]
 
 
@@ -283,9 +295,9 @@ def _command(command: str, text: str, user: str, response_url: str = "") -> byte
 class Requests:
     """Builds the next request body of each kind (distinct leads for clicks and modals)."""
 
-    def __init__(self, cycles: list[tuple[int, str]], response_url: str) -> None:
+    def __init__(self, cycles: list[tuple[int, str]], deals: list[str]) -> None:
         self._cycles = iter(cycles)
-        self._response_url = response_url
+        self._deals = deals
         self._n = itertools.count()
         self.revisit = (date.today() + timedelta(days=90)).isoformat()
         self.due = (date.today() + timedelta(days=3)).isoformat()
@@ -322,8 +334,9 @@ class Requests:
         if kind == "/lead":
             return _command("/lead", f"Ack{n % 500:06d}", "UMGR1")
         if kind == "deal-support submission":
+            deal = self._deals[n % len(self._deals)]
             values = {
-                "deal": {"ds_deal_search": select_state(f"deal:D-{n % 50}")},
+                "deal": {"ds_deal_search": select_state(f"deal:{deal}")},
                 "ask_type": {"value": select_state("battle_card")},
                 "competitor": {"value": text_state("Globex")},
                 "due_on": {"value": date_state(self.due)},
@@ -377,12 +390,6 @@ def _lookup_user(
             answers.append(time.perf_counter() - started)
 
 
-def _seed_deals(engine: Engine) -> None:
-    with transaction(engine) as session:
-        for n in range(50):
-            session.add(LocalDeal(id=f"D-{n}", name=f"Deal {n} Acme", stage="Proposal"))
-
-
 def _stats(prefix: str, seconds: list[float]) -> dict[str, Any]:
     return {
         f"{prefix} n": len(seconds),
@@ -406,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-seconds", type=float, default=10.0)
     parser.add_argument("--database-url")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--access-log", type=Path, help="keep revbot's access log here (default: a temp file)"
+    )
     args = parser.parse_args(argv)
 
     kinds = _schedule(MIX)
@@ -416,59 +426,98 @@ def main(argv: list[str] | None = None) -> int:
     sink = ResponseSink()
     answers: list[float] = []
     with (
+        tempfile.TemporaryDirectory() as tmp,
         database(args.database_url) as url,
-        FakeSlack(bot_token=BOT_TOKEN) as fake,
-        running_revbot(
-            url, fake, playbook=ack_playbook(), crm=lambda e: SlowCRM(e, args.crm_delay)
-        ) as live,
+        FakeSlack(bot_token=BOT_TOKEN, clock=time.time) as slack,
+        FakeHubSpot() as hubspot,
     ):
-        engine = live.services.engine
-        _seed_deals(engine)
-        _seed_leads(live.url, needed + 100)
-        builder = Requests(_open_cycles(engine), sink.url)
-        timer = time_requests(live)
-        client = Client(live.url)
+        folder = Path(tmp)
+        access_log = (args.access_log or folder / "access.log").resolve()
+        access_log.unlink(missing_ok=True)
+        deals, contacts = seed_crm(hubspot, needed + 100)
+        with running_revbot_cli(
+            folder,
+            url,
+            slack.url,
+            ack_playbook(),
+            web_concurrency=WEB_CONCURRENCY,
+            REVBOT_CRM="hubspot",
+            HUBSPOT_ACCESS_TOKEN=hubspot.token,
+            HUBSPOT_API_URL=hubspot.url,
+            HUBSPOT_PORTAL_ID=PORTAL_ID,
+            REVBOT_ACCESS_LOG=str(access_log),
+        ) as revbot:
+            seed_leads(revbot.url, contacts)
+            hubspot.latency = args.crm_delay
+            builder = Requests(_open_cycles(url), deals)
+            client = Client(revbot.url)
 
-        _open_loop(client, builder, ["accept click"], args.rate / 2, args.baseline_seconds)
-        baseline_server = timer.seconds.pop("accept click", [])
-        baseline_client = client.seconds.pop("accept click", [])
+            _open_loop(client, builder, ["accept click"], args.rate / 2, args.baseline_seconds)
+            baseline_client = client.seconds.pop("accept click", [])
 
-        stop = threading.Event()
-        users = [
-            threading.Thread(target=_lookup_user, args=(client, sink, u, stop, answers))
-            for u in range(args.lookups)
-        ]
-        for user in users:
-            user.start()
-        time.sleep(min(args.crm_delay * 2, 5))  # let the lookups fill the CRM queue first
-        started = time.perf_counter()
-        sent = _open_loop(client, builder, kinds, args.rate, args.seconds)
-        elapsed = time.perf_counter() - started
-        stop.set()
-        for user in users:
-            user.join(60)
-        by_kind_server = {k: list(v) for k, v in timer.seconds.items()}
-        by_kind_client = {k: list(v) for k, v in client.seconds.items()}
-        deal_acks = len(by_kind_client.get("/deal", []))
+            client.phase = PHASES[1]
+            stop = threading.Event()
+            users = [
+                threading.Thread(target=_lookup_user, args=(client, sink, u, stop, answers))
+                for u in range(args.lookups)
+            ]
+            for user in users:
+                user.start()
+            time.sleep(min(args.crm_delay * 2, 5))  # let the lookups fill the CRM queue first
+            load_before, before = os.getloadavg()[0], usage(revbot)
+            started = time.perf_counter()
+            sent = _open_loop(client, builder, kinds, args.rate, args.seconds)
+            elapsed = time.perf_counter() - started
+            after, load_after = usage(revbot), os.getloadavg()[0]
+            stop.set()
+            for user in users:
+                user.join(60)
+            by_kind_client = {k: list(v) for k, v in client.seconds.items()}
+            deal_acks = len(by_kind_client.get("/deal", []))
+            errors = [line for line in revbot.logs().splitlines() if TROUBLE.search(line)]
+            layout = revbot.layout
+        server = server_seconds(access_log)
+        crm_calls = len(hubspot.calls())
+        crm_writes = len(hubspot.calls("/crm/v3/objects/contacts/batch/update"))
+        crm_refused = len(hubspot.schema_errors)
     sink.close()
 
+    baseline_server = server["baseline"].get("accept click", [])
+    by_kind_server = server["load"]
     everything_server = _all(by_kind_server, lambda k: True)
     everything_client = _all(by_kind_client, lambda k: True)
     without_crm = _all(by_kind_server, lambda k: k != "deal-support submission")
     figures: dict[str, Any] = {
         "database": "postgresql" if args.database_url else "sqlite",
+        "revbot": layout,
+        "CRM": "HubSpot (fake API over HTTP)",
         "CRM delay per call (s)": args.crm_delay,
+        "CRM calls made": crm_calls,
+        "CRM contact write-back calls": crm_writes,
+        "CRM calls refused as invalid": crm_refused,
         "open-loop rate (req/s)": args.rate,
         "seconds": args.seconds,
         "requests sent (open loop)": sent,
         "/deal requests (closed loop)": deal_acks,
         "total req/s achieved": (sent + deal_acks) / elapsed,
         "lookup users in flight": args.lookups,
+        "revbot CPU during the run (cores)": (after[0] - before[0]) / elapsed,
+        "benchmark process CPU during the run (cores)": (after[1] - before[1]) / elapsed,
+        "machine CPU busy during the run (%)": 100
+        * (after[2] - before[2])
+        / (after[3] - before[3]),
+        "machine cores": os.cpu_count(),
+        "load 1-min before → after": f"{load_before:.1f} → {load_after:.1f}",
+        "requests missing from the access log": len(baseline_client)
+        + len(everything_client)
+        - len(baseline_server)
+        - len(everything_server),
         **_stats("server ack all", everything_server),
         **_stats("client ack all", everything_client),
         **_stats("server ack without #deal-support", without_crm),
         "past 3 s (client)": sum(1 for s in everything_client if s > SLACK_TIMEOUT_SECONDS),
         "failed requests": len(client.failures),
+        "revbot error lines logged": len(errors),
         **_stats("baseline click server", baseline_server),
         **_stats("click server with lookups", by_kind_server.get("accept click", [])),
         **_stats("baseline click client", baseline_client),
@@ -480,6 +529,8 @@ def main(argv: list[str] | None = None) -> int:
     for kind in sorted(by_kind_server):
         figures[f"server p99 (ms): {kind}"] = percentile(by_kind_server[kind], 99) * 1000
         figures[f"server max (ms): {kind}"] = max(by_kind_server[kind]) * 1000
+    for kind in sorted(by_kind_client):
+        figures[f"client p99 (ms): {kind}"] = percentile(by_kind_client[kind], 99) * 1000
     figures["bar: server p99 < 100 ms"] = percentile(everything_server, 99) < BAR_P99_SECONDS
     figures["bar: zero past 3 s"] = figures["past 3 s (client)"] == 0
     figures["bar: lookups do not delay a click"] = (
@@ -487,6 +538,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if client.failures:
         figures["failures (first 5)"] = client.failures[:5]
+    if errors:
+        figures["revbot errors (first 6)"] = errors[:6]
     report("ack under a slow CRM", figures, args.json)
     return 0
 

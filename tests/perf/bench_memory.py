@@ -9,9 +9,11 @@ in-process) against the local fake Slack and a fresh database, and samples VmRSS
 second. Idle: after startup, nothing happening.
 Busy: `--rate` leads a second through intake, and an Accept click on each one as soon as it is
 stored, for `--busy-seconds`. Reported: the peak of the summed RSS of the tree (pages shared by
-parent and child after the fork are counted twice, so this overstates), each process's peak, and
-the summed PSS (`/proc/<pid>/smaps_rollup`: shared pages split between the processes sharing them,
-the tree's fair total). Bar: < 150 MB. Not collected by pytest (run on demand).
+parent and child after the fork are counted twice, so this overstates), the summed PSS
+(`/proc/<pid>/smaps_rollup`: shared pages split between the processes sharing them, the tree's
+fair total), and each process's RSS and PSS peaks (main: gunicorn's arbiter; child: its worker,
+which serves HTTP and runs the background worker). Bar: < 150 MB. Not collected by pytest (run
+on demand).
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ class Sampler:
         self.total: dict[str, list[float]] = {}
         self.pss: dict[str, list[float]] = {}
         self.per_process: dict[str, dict[int, float]] = {}
+        self.per_process_pss: dict[str, dict[int, float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -94,17 +97,26 @@ class Sampler:
             sizes = {p: rss_mb(p) for p in descendants(self.pid)}
             known = {p: s for p, s in sizes.items() if s is not None}
             self.total.setdefault(self.phase, []).append(sum(known.values()))
-            shares = [pss_mb(p) for p in known]
-            self.pss.setdefault(self.phase, []).append(sum(s for s in shares if s is not None))
-            peaks = self.per_process.setdefault(self.phase, {})
-            for p, size in known.items():
-                peaks[p] = max(peaks.get(p, 0.0), size)
+            shares = {p: pss_mb(p) for p in known}
+            self.pss.setdefault(self.phase, []).append(
+                sum(s for s in shares.values() if s is not None)
+            )
+            _keep_peaks(self.per_process.setdefault(self.phase, {}), known)
+            _keep_peaks(
+                self.per_process_pss.setdefault(self.phase, {}),
+                {p: s for p, s in shares.items() if s is not None},
+            )
             self._stop.wait(SAMPLE_SECONDS)
 
     def stop(self) -> None:
         """Stop sampling."""
         self._stop.set()
         self._thread.join()
+
+
+def _keep_peaks(peaks: dict[int, float], sizes: dict[int, float]) -> None:
+    for pid, size in sizes.items():
+        peaks[pid] = max(peaks.get(pid, 0.0), size)
 
 
 def _busy(url: str, database_url: str, seconds: float, rate: float) -> tuple[int, int]:
@@ -214,9 +226,10 @@ def main(argv: list[str] | None = None) -> int:
         "busy PSS peak, tree sum (MB)": _peak(sampler.pss.get("busy", [])),
     }
     for phase in ("idle", "busy"):
-        for pid, size in sorted(sampler.per_process.get(phase, {}).items()):
-            role = "main" if pid == sampler.pid else "child"
-            figures[f"{phase} RSS peak, {role} pid {pid} (MB)"] = size
+        for kind, peaks in (("RSS", sampler.per_process), ("PSS", sampler.per_process_pss)):
+            for pid, size in sorted(peaks.get(phase, {}).items()):
+                role = "main" if pid == sampler.pid else "child"
+                figures[f"{phase} {kind} peak, {role} pid {pid} (MB)"] = size
     figures["bar: < 150 MB (RSS, tree sum)"] = max(_peak(idle), _peak(busy)) < BAR_MB
     figures["bar: < 150 MB (RSS, largest process)"] = (
         max(sampler.per_process.get("busy", {0: float("nan")}).values()) < BAR_MB

@@ -1,4 +1,5 @@
-"""Shared pieces of the benchmarks: a revbot serving HTTP with its worker, fakes, percentiles."""
+"""Shared pieces of the benchmarks: a revbot serving HTTP with its worker (in this process or as
+the real command), fakes, percentiles."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from bot.core.playbook import Playbook, parse_playbook
 from bot.services import default_pacer
 from tests.conftest import Live, make_services, start_live
 from tests.fakes.slack_api import FakeSlack
+from tests.processes import RevbotProcess, revbot_env, run_cli
 
 REPS = [f"UREP{i:02d}" for i in range(1, 21)]
 
@@ -111,6 +114,82 @@ def running_revbot(
     finally:
         stop()
         engine.dispose()
+
+
+@dataclass
+class RevbotCli:
+    """revbot running as the real command: its HTTP base URL, its processes, how it is laid out."""
+
+    url: str
+    processes: list[RevbotProcess]
+    layout: str
+
+    def logs(self) -> str:
+        """Everything the processes have printed so far."""
+        return "\n".join(p.log.read_text() for p in self.processes)
+
+
+@contextlib.contextmanager
+def running_revbot_cli(
+    folder: Path,
+    database_url: str,
+    slack_url: str,
+    playbook: str,
+    *,
+    web_concurrency: int = 2,
+    **env: str,
+) -> Iterator[RevbotCli]:
+    """revbot as deployed, in subprocesses after `revbot db upgrade`: on SQLite `revbot run`
+    (gunicorn with the worker in-process); on PostgreSQL the scaled layout, `revbot web` with
+    `web_concurrency` gunicorn processes beside one `revbot worker`. `env` adds settings."""
+    playbook_path = folder / "revbot.yml"
+    playbook_path.write_text(playbook)
+    settings = revbot_env(
+        folder,
+        slack_url=slack_url,
+        database_url=database_url,
+        REVBOT_PLAYBOOK=str(playbook_path),
+        **env,
+    )
+    upgraded = run_cli("db", "upgrade", env=settings, cwd=folder)
+    if upgraded.returncode != 0:
+        raise SystemExit(f"revbot db upgrade failed:\n{upgraded.stdout}{upgraded.stderr}")
+    if database_url.startswith("sqlite"):
+        processes = [RevbotProcess(settings, folder, "run")]
+        layout = "revbot run (one gunicorn worker, revbot's worker in-process)"
+    else:
+        web = {**settings, "WEB_CONCURRENCY": str(web_concurrency)}
+        processes = [RevbotProcess(web, folder, "web"), RevbotProcess(settings, folder, "worker")]
+        layout = f"revbot web ({web_concurrency} gunicorn workers) + revbot worker"
+    try:
+        processes[0].wait_ready(60)
+        if len(processes) > 1:
+            processes[1].wait_log("revbot worker running", 60)
+        yield RevbotCli(processes[0].url, processes, layout)
+    finally:
+        for process in processes:
+            process.stop()
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User plus system CPU seconds used so far by those of `pids` still running."""
+    total = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU time of the whole machine so far, in clock ticks summed over its cores."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle and iowait
+    total = sum(ticks[:8])  # guest time is already counted in user
+    return total - idle, total
 
 
 class RequestTimer:
