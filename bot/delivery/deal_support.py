@@ -9,6 +9,7 @@ post whose outcome was lost is found again in the channel's history by its messa
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from slack_sdk import WebClient
@@ -29,20 +30,14 @@ POSTING_KINDS = (DS_CARD,)  # the posts checked against history when their outco
 WAIT_FOR_CARD_SECONDS = 2.0
 
 
+@dataclass(frozen=True)
 class DealSupportDelivery:
     """Delivers the `slack.ds_*` rows; `channel_id` resolves a configured channel to its ID."""
 
-    def __init__(
-        self,
-        client: WebClient,
-        engine: Engine,
-        playbook: Playbook,
-        channel_id: Callable[[str], str | None],
-    ) -> None:
-        self._client = client
-        self._engine = engine
-        self._playbook = playbook
-        self._channel_id = channel_id
+    client: WebClient
+    engine: Engine
+    playbook: Playbook
+    channel_id: Callable[[str], str | None]
 
     def handlers(self) -> dict[str, Callable[[OutboxMessage], Outcome]]:
         """The outbox kinds this class delivers, for SlackDelivery's dispatch table."""
@@ -55,7 +50,7 @@ class DealSupportDelivery:
 
     def _load(self, request_id: int) -> tuple[DealSupportRequest | None, bool]:
         """The request, and whether its card is still waiting in the outbox."""
-        with transaction(self._engine) as session:
+        with transaction(self.engine) as session:
             request = session.get(DealSupportRequest, request_id)
             return request, outbox.undelivered(session, f"ds:{request_id}:card")
 
@@ -68,13 +63,13 @@ class DealSupportDelivery:
         if request.card_ts:
             return Delivered(result={"note": "card already posted"})
         if row.uncertain:
-            channel_id = self._channel_id(channel)
+            channel_id = self.channel_id(channel)
             found = self._find_card(channel_id, request_id, since=row.created_at)
             if channel_id and found:
                 self._store_card(request_id, channel_id, found)
                 return Delivered(result={"channel": channel_id, "ts": found, "reconciled": True})
-        view = build_request_card(request, self._playbook)
-        response = self._client.chat_postMessage(
+        view = build_request_card(request, self.playbook)
+        response = self.client.chat_postMessage(
             channel=channel,
             text=view["text"],
             blocks=view["blocks"],
@@ -87,7 +82,7 @@ class DealSupportDelivery:
 
     def _store_card(self, request_id: int, channel: str, ts: str) -> None:
         # Only the location: the version (the state's compare-and-set) is left alone.
-        with transaction(self._engine) as session:
+        with transaction(self.engine) as session:
             session.execute(
                 update(DealSupportRequest)
                 .where(
@@ -102,7 +97,7 @@ class DealSupportDelivery:
         if channel_id is None:
             return None
         return find_posted(
-            self._client, channel_id, CARD_EVENT, {"request_id": request_id}, since=since
+            self.client, channel_id, CARD_EVENT, {"request_id": request_id}, since=since
         )
 
     def _refresh(self, row: OutboxMessage) -> Outcome:
@@ -113,8 +108,8 @@ class DealSupportDelivery:
             if waiting:
                 return Deferred(WAIT_FOR_CARD_SECONDS, "waiting for the card to be posted")
             return Delivered(result={"skipped": "the card was never posted"})
-        view = build_request_card(request, self._playbook)
-        self._client.chat_update(
+        view = build_request_card(request, self.playbook)
+        self.client.chat_update(
             channel=request.card_channel,
             ts=request.card_ts,
             text=view["text"],
@@ -128,10 +123,10 @@ class DealSupportDelivery:
             return Delivered(result={"skipped": "request no longer exists"})
         if request.card_ts is None and waiting:
             return Deferred(WAIT_FOR_CARD_SECONDS, "waiting for the card to thread under")
-        message = build_thread_update(str(row.payload["kind"]), request, self._playbook)
+        message = build_thread_update(str(row.payload["kind"]), request, self.playbook)
         threaded = request.card_ts is not None
-        response = self._client.chat_postMessage(
-            channel=request.card_channel or self._playbook.channels.deal_support,
+        response = self.client.chat_postMessage(
+            channel=request.card_channel or self.playbook.channels.deal_support,
             thread_ts=request.card_ts,
             reply_broadcast=bool(row.payload.get("broadcast")) and threaded,
             text=message["text"],
@@ -144,8 +139,8 @@ class DealSupportDelivery:
         request, _ = self._load(int(row.payload["request_id"]))
         if request is None:
             return Delivered(result={"skipped": "request no longer exists"})
-        message = build_dm(str(row.payload["kind"]), request, self._playbook)
-        response = self._client.chat_postMessage(
+        message = build_dm(str(row.payload["kind"]), request, self.playbook)
+        response = self.client.chat_postMessage(
             channel=str(row.payload["user"]),
             text=message["text"],
             blocks=message["blocks"],
