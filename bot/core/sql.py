@@ -15,8 +15,9 @@ def insert_ignore(session: Session, model: type[SQLModel], values: dict[str, Any
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     # RETURNING tells inserted from skipped on both backends (PostgreSQL reports no rowcount here).
     key = next(iter(table.primary_key.columns))
-    statement = insert(table).values(**values).on_conflict_do_nothing().returning(key)
-    return session.execute(statement).first() is not None
+    # The values go as parameters, not into the statement, so its compiled form is cached.
+    statement = insert(table).on_conflict_do_nothing().returning(key)
+    return session.execute(statement, values).first() is not None
 
 
 LIKE_ESCAPE = "\\"
