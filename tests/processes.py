@@ -68,6 +68,7 @@ class RevbotProcess:
 
     def __init__(self, env: dict[str, str], cwd: Path, command: str = "run") -> None:
         self.env = env
+        self.command = command
         self.url = f"http://127.0.0.1:{env['PORT']}"
         self.log = cwd / f"revbot-{time.monotonic_ns()}.log"
         self._out = self.log.open("w")

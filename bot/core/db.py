@@ -18,7 +18,7 @@ SQLITE_BUSY_TIMEOUT_MS = 15_000
 READ_ONLY = "revbot_read_only"
 # The newest migration's revision, so /readyz can check the schema without loading alembic
 # (tests/test_migrations.py keeps it equal to alembic's head).
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 

@@ -599,26 +599,6 @@ class _Queries:
             or_(col(MqlCycle.accepted_at).is_not(None), col(MqlCycle.closed_at).is_not(None))
         )
 
-    def weekly_totals(self) -> Totals:
-        """Every week of the window: MQLs, accepted, responded."""
-        weeks = len(self.window)
-        rows = (
-            select(
-                self._bucket(MqlCycle.received_at, weeks).label("bucket"),
-                flag(col(MqlCycle.accepted_at).is_not(None)).label("accepted"),
-                self._responded().label("responded"),
-            )
-            .where(self._in(MqlCycle.received_at, weeks))
-            .subquery()
-        )
-        stmt = select(
-            rows.c.bucket, func.count(), func.sum(rows.c.accepted), func.sum(rows.c.responded)
-        ).group_by(rows.c.bucket)
-        return {
-            int(k): (int(n), as_int(accepted), as_int(responded))
-            for k, n, accepted, responded in self.session.execute(stmt).all()
-        }
-
     def recent(self) -> _Recent:
         """One pass over the reported and previous week, joined to the leads for their source,
         counted per bucket, tier, state, reason, owner and source."""
@@ -666,80 +646,67 @@ class _Queries:
         self, touched: dict[int, int]
     ) -> tuple[Totals, dict[int, Quantiles], dict[int, Quantiles]]:
         """Per week of the window: (MQLs, accepted, responded) and time to accept; time to
-        first touch for the last two weeks (`touched` counts its values per week)."""
+        first touch for the last two weeks (`touched` counts its values per week).
+
+        Week by week, each a range of the received_at index that holds every column read here:
+        no sort or grouping over the whole window, and nothing read outside it.
+        """
         accept = seconds(self.dialect, MqlCycle.accepted_at, MqlCycle.received_at)
         touch = seconds(self.dialect, MqlCycle.first_touch_at, MqlCycle.accepted_at)
-        if self.dialect != "postgresql":
-            counted = self.weekly_totals()
-            # The accepted counts are the sizes of the accept times: the ranks come without a
-            # second window that counts them.
-            accepted = {k: v[1] for k, v in counted.items()}
-            return (
-                counted,
-                self.quantiles(accept, sizes=accepted),
-                self.quantiles(touch, recent=True, sizes=touched),
-            )
-        # One pass: count(v) and percentile_cont skip NULLs, so unaccepted leads and the
-        # touches of older weeks drop out of the times.
-        weeks = len(self.window)
-        recent = col(MqlCycle.received_at) >= self.window[1].start
-        rows = (
-            select(
-                self._bucket(MqlCycle.received_at, weeks).label("g"),
-                flag(col(MqlCycle.accepted_at).is_not(None)).label("accepted"),
-                self._responded().label("responded"),
-                accept.label("a"),
-                case((recent, touch)).label("t"),
-            )
-            .where(self._in(MqlCycle.received_at, weeks))
-            .subquery()
-        )
-        stmt = select(
-            rows.c.g,
-            func.count(),
-            func.sum(rows.c.accepted),
-            func.sum(rows.c.responded),
-            *(
-                agg
-                for v in (rows.c.a, rows.c.t)
-                for agg in (
-                    func.count(v),
-                    *(func.percentile_cont(n / d).within_group(v) for n, d in (MEDIAN, P90)),
-                )
-            ),
-        ).group_by(rows.c.g)
         totals: Totals = {}
-        accepted_times: dict[int, Quantiles] = {}
-        touched_times: dict[int, Quantiles] = {}
-        for g, n, acc, resp, na, a50, a90, nt, t50, t90 in self.session.execute(stmt).all():
-            totals[int(g)] = (int(n), as_int(acc), as_int(resp))
-            if na:
-                accepted_times[int(g)] = Quantiles(round_ms(a50), round_ms(a90), int(na))
-            if nt:
-                touched_times[int(g)] = Quantiles(round_ms(t50), round_ms(t90), int(nt))
-        return totals, accepted_times, touched_times
-
-    def quantiles(
-        self,
-        value: ColumnElement[Any],
-        *,
-        recent: bool = False,
-        sizes: dict[int, int] | None = None,
-    ) -> dict[int, Quantiles]:
-        """SQLite: median and p90 of `value` per week (the last two weeks only if `recent`)."""
-        weeks = 2 if recent else len(self.window)
-        bucket = self._bucket(MqlCycle.received_at, weeks)
-        found = percentiles(
-            self.session,
-            bucket,
-            value,
-            self._in(MqlCycle.received_at, weeks),
-            sizes=sizes,
-        )
-        return {
-            k: Quantiles(round_ms(v.get(MEDIAN)), round_ms(v.get(P90)), n)
-            for k, (n, v) in found.items()
-        }
+        accept_times: dict[int, Quantiles] = {}
+        touch_times: dict[int, Quantiles] = {}
+        for k, week in enumerate(self.window):
+            in_week = and_(
+                col(MqlCycle.received_at) >= week.start, col(MqlCycle.received_at) < week.end
+            )
+            # Each time: its value, where its quantiles go, its count (None: the accepted count).
+            times: list[tuple[ColumnElement[Any], dict[int, Quantiles], int | None]] = [
+                (accept, accept_times, None)
+            ]
+            if k < 2:
+                times.append((touch, touch_times, touched.get(k, 0)))
+            counts: list[ColumnElement[Any]] = [
+                func.count(),
+                func.sum(flag(col(MqlCycle.accepted_at).is_not(None))),
+                func.sum(self._responded()),
+            ]
+            if self.dialect == "postgresql":
+                # count(v) and percentile_cont skip NULLs: unaccepted leads drop out of the times.
+                counts += [
+                    agg
+                    for value, _, _ in times
+                    for agg in (
+                        func.count(value),
+                        *(
+                            func.percentile_cont(n / d).within_group(value)
+                            for n, d in (MEDIAN, P90)
+                        ),
+                    )
+                ]
+            row = self.session.execute(select(*counts).where(in_week)).one()
+            n, accepted, responded = int(row[0]), as_int(row[1]), as_int(row[2])
+            if not n:
+                continue
+            totals[k] = (n, accepted, responded)
+            for i, (value, found, size) in enumerate(times):
+                if self.dialect == "postgresql":
+                    count, median, p90 = row[3 + 3 * i : 6 + 3 * i]
+                    if count:
+                        found[k] = Quantiles(round_ms(median), round_ms(p90), int(count))
+                    continue
+                # The accepted count is the number of accept times: the ranks need no count.
+                ranked = percentiles(
+                    self.session,
+                    literal(k),
+                    value,
+                    in_week,
+                    sizes={k: accepted if size is None else size},
+                )
+                if k in ranked:
+                    count, at = ranked[k]
+                    found[k] = Quantiles(round_ms(at.get(MEDIAN)), round_ms(at.get(P90)), count)
+        return totals, accept_times, touch_times
 
     def sla_events(self) -> dict[int, dict[str, int]]:
         """SLA events created in the reported and previous week, by kind."""

@@ -2,7 +2,7 @@
 
     python -m tests.perf.bench_ack [--rate 50] [--seconds 60] [--crm-delay 2] [--lookups 20] \\
         [--baseline-seconds 10] [--database-url postgresql://postgres@127.0.0.1:5432/test] \\
-        [--json out.json] [--access-log access.log]
+        [--json out.json] [--access-log access.log] [--profile DIR]
 
 revbot runs as it does in production, as the real command in its own processes: on SQLite
 `revbot run` (gunicorn with the worker in-process); with `--database-url` the scaled PostgreSQL
@@ -26,7 +26,9 @@ gives each request's time from its parsed headers to its last body byte written,
 microseconds, and the `X-Request-Id` the benchmark set names its phase and kind. It is also
 measured client-side (send to answer, including this process's own scheduling). Bars:
 server-side p99 < 100 ms, no request past Slack's 3 s, clicks no slower with the lookups in
-flight. Not collected by pytest (run on demand).
+flight. `--profile DIR` samples every revbot process (gunicorn's workers included) with py-spy
+during the measured run and leaves one collapsed-stack file per process there, for flamegraph.pl
+or speedscope. Not collected by pytest (run on demand).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ import json
 import os
 import re
 import resource
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -390,6 +394,34 @@ def _lookup_user(
             answers.append(time.perf_counter() - started)
 
 
+def sampling(revbot: RevbotCli, folder: Path, seconds: float) -> list[subprocess.Popen[bytes]]:
+    """Start py-spy on each revbot process (and its children) for `seconds`, writing collapsed
+    stacks into `folder`; py-spy samples without pausing revbot (`--nonblocking`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).with_name("py-spy")
+    return [
+        subprocess.Popen(
+            [
+                str(spy),
+                "record",
+                "--pid",
+                str(process.proc.pid),
+                "--subprocesses",
+                "--nonblocking",
+                "--format",
+                "raw",
+                "--duration",
+                str(int(seconds)),
+                "--output",
+                str(folder / f"revbot-{process.command}-{process.proc.pid}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for process in revbot.processes
+    ]
+
+
 def _stats(prefix: str, seconds: list[float]) -> dict[str, Any]:
     return {
         f"{prefix} n": len(seconds),
@@ -415,6 +447,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument(
         "--access-log", type=Path, help="keep revbot's access log here (default: a temp file)"
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="sample revbot with py-spy during the run; stacks go here"
     )
     args = parser.parse_args(argv)
 
@@ -465,9 +500,12 @@ def main(argv: list[str] | None = None) -> int:
                 user.start()
             time.sleep(min(args.crm_delay * 2, 5))  # let the lookups fill the CRM queue first
             load_before, before = os.getloadavg()[0], usage(revbot)
+            profilers = sampling(revbot, args.profile, args.seconds) if args.profile else []
             started = time.perf_counter()
             sent = _open_loop(client, builder, kinds, args.rate, args.seconds)
             elapsed = time.perf_counter() - started
+            for profiler in profilers:
+                profiler.wait(60)
             after, load_after = usage(revbot), os.getloadavg()[0]
             stop.set()
             for user in users:

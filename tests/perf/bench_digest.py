@@ -81,7 +81,8 @@ def _rows(n: int, seed: int = 7) -> Iterator[tuple[tuple[Any, ...], tuple[Any, .
     end = NOW - timedelta(hours=NOW.hour)  # Monday 00:00 UTC, near the week's end
     span = WEEKS * 7 * 86400
     for i in range(1, n + 1):
-        received = end - timedelta(seconds=rng.random() * span)
+        # Intake stores leads as they arrive, so ids follow received_at (with jitter in a slot).
+        received = end - timedelta(seconds=span * (1 - (i - rng.random()) / n))
         name, sla, _ = rng.choices(TIERS, weights=[t[2] for t in TIERS])[0]
         owner = rng.choice(REPS)
         due = received + timedelta(seconds=sla)
