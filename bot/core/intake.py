@@ -19,7 +19,7 @@ from pydantic import (
     ValidationInfo,
     model_validator,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, col, select
 
 from bot.core import outbox
@@ -28,6 +28,7 @@ from bot.core.models import OPEN, Lead, MqlCycle
 from bot.core.playbook import Playbook
 from bot.core.routing import assign
 from bot.core.scoring import ScoreInput, score_lead
+from bot.core.sql import insert_new
 
 IDENTITY_FIELDS = "email or (last_name and company)"
 IDENTITY_MESSAGE = "give an email, or a last name and a company"
@@ -187,13 +188,17 @@ def ingest(
         lead, inserted = _insert_lead(session, lead_in, origin, now)
     cycles = [] if inserted else _cycles(session, lead)
     if not cycles:
-        return _start_cycle(session, lead, lead_in, playbook=playbook, now=now, status="created")
+        return _start_cycle(
+            session, lead, lead_in, [], playbook=playbook, now=now, status="created"
+        )
     latest = cycles[-1]
     if latest.state == OPEN or lead_in.mql_at is None or lead_in.mql_at <= latest.mql_at:
         return IntakeResult(lead_in.external_id, _id(lead), _id(latest), "duplicate")
     _update_context(lead, lead_in, now, only_given=True)
     session.add(lead)
-    return _start_cycle(session, lead, lead_in, playbook=playbook, now=now, status="requalified")
+    return _start_cycle(
+        session, lead, lead_in, cycles, playbook=playbook, now=now, status="requalified"
+    )
 
 
 def _id(row: Lead | MqlCycle) -> int:
@@ -221,14 +226,15 @@ def _insert_lead(
 ) -> tuple[Lead, bool]:
     lead = Lead(origin=origin, external_id=lead_in.external_id, created_at=now, updated_at=now)
     _update_context(lead, lead_in, now, only_given=False)
-    try:
-        with session.begin_nested():
-            session.add(lead)
-    except IntegrityError:
+    # One INSERT that skips a lead stored meanwhile, instead of a savepoint around the ORM's.
+    lead.id = insert_new(session, Lead, lead.model_dump(exclude={"id"}))
+    if lead.id is None:
         # Another request stored the same lead between our read and our write.
         existing = _find(session, origin, lead_in.external_id)
         assert existing is not None
         return existing, False
+    make_transient_to_detached(lead)  # the row exists: the session takes it as loaded
+    session.add(lead)
     return lead, True
 
 
@@ -260,12 +266,12 @@ def _start_cycle(
     session: Session,
     lead: Lead,
     lead_in: LeadIn,
+    previous: list[MqlCycle],
     *,
     playbook: Playbook,
     now: datetime,
     status: IntakeStatus,
 ) -> IntakeResult:
-    previous = _cycles(session, lead)
     scored = score_lead(
         ScoreInput(
             score=lead_in.score,
