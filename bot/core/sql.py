@@ -4,8 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import Insert
 from sqlmodel import Session, SQLModel
+
+
+class InsertSkippingConflicts(Insert):
+    """INSERT … ON CONFLICT DO NOTHING (SQLite and PostgreSQL spell it alike) that SQLAlchemy's
+    statement cache keeps: its dialects' own inserts with that clause are compiled anew on every
+    execution (sqlalchemy#10445), and revbot runs one on every click and every lead."""
+
+    inherit_cache = True  # adds no state: the class itself is in the cache key
+
+
+@compiles(InsertSkippingConflicts)
+def _skip_conflicts(insert: InsertSkippingConflicts, compiler: SQLCompiler, **kw: Any) -> str:
+    sql = compiler.visit_insert(insert, **kw)
+    # Values are bound parameters, so the only RETURNING in the text is the clause itself.
+    head, returning, tail = sql.partition(" RETURNING ")
+    return f"{head} ON CONFLICT DO NOTHING{returning}{tail}"
 
 
 def insert_ignore(session: Session, model: type[SQLModel], values: dict[str, Any]) -> bool:
@@ -16,12 +34,10 @@ def insert_ignore(session: Session, model: type[SQLModel], values: dict[str, Any
 def insert_new(session: Session, model: type[SQLModel], values: dict[str, Any]) -> Any | None:
     """INSERT a row unless it would break a unique constraint: its primary key, or None."""
     table = model.__table__  # type: ignore[attr-defined]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     # RETURNING tells inserted from skipped on both backends (PostgreSQL reports no rowcount here).
     key = next(iter(table.primary_key.columns))
-    # The values go as parameters, not into the statement, so its compiled form is cached.
-    statement = insert(table).on_conflict_do_nothing().returning(key)
+    # The values go as parameters, not into the statement, so its compiled form is reused.
+    statement = InsertSkippingConflicts(table).returning(key)
     return session.execute(statement, values).scalar()
 
 

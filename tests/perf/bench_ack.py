@@ -27,8 +27,8 @@ microseconds, and the `X-Request-Id` the benchmark set names its phase and kind.
 measured client-side (send to answer, including this process's own scheduling). Bars:
 server-side p99 < 100 ms, no request past Slack's 3 s, clicks no slower with the lookups in
 flight. `--profile DIR` samples every revbot process (gunicorn's workers included) with py-spy
-during the measured run and leaves one collapsed-stack file per process there, for flamegraph.pl
-or speedscope. Not collected by pytest (run on demand).
+during the measured run (the thread holding the GIL: where the CPU goes) and leaves one
+collapsed-stack file per process there, for flamegraph.pl or speedscope. Not collected by pytest (run on demand).
 """
 
 from __future__ import annotations
@@ -396,7 +396,8 @@ def _lookup_user(
 
 def sampling(revbot: RevbotCli, folder: Path, seconds: float) -> list[subprocess.Popen[bytes]]:
     """Start py-spy on each revbot process (and its children) for `seconds`, writing collapsed
-    stacks into `folder`; py-spy samples without pausing revbot (`--nonblocking`)."""
+    stacks into `folder`: only threads holding the GIL, so the stacks show where the CPU goes
+    (a wait for the database or the network is not in them); py-spy does not pause revbot."""
     folder.mkdir(parents=True, exist_ok=True)
     spy = Path(sys.executable).with_name("py-spy")
     return [
@@ -408,6 +409,7 @@ def sampling(revbot: RevbotCli, folder: Path, seconds: float) -> list[subprocess
                 str(process.proc.pid),
                 "--subprocesses",
                 "--nonblocking",
+                "--gil",
                 "--format",
                 "raw",
                 "--duration",
