@@ -7,11 +7,12 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine.default import CACHE_HIT
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, func, select
 
 from bot.core import db
-from bot.core.models import OutboxMessage
-from bot.core.sql import InsertSkippingConflicts, insert_ignore, insert_new
+from bot.core.models import DealSupportRequest, OutboxMessage
+from bot.core.sql import InsertSkippingConflicts, compare_and_set, insert_ignore, insert_new
 
 NOW = datetime(2026, 11, 22, 15, 0, tzinfo=UTC)
 
@@ -74,3 +75,50 @@ def test_the_statement_is_compiled_once_and_reused(engine: Any) -> None:
         assert session.exec(select(func.count()).select_from(OutboxMessage)).one() == 6
     assert [hit for _, hit in executed] == [CACHE_HIT] * 5
     assert all("ON CONFLICT DO NOTHING" in sql for sql, _ in executed)
+
+
+def test_compare_and_set_writes_only_over_the_version_it_read(engine: Any) -> None:
+    with db.transaction(engine) as session:
+        request = DealSupportRequest(
+            requester_slack_id="UREP1",
+            deal_name="Acme renewal",
+            ask_type="case_study",
+            details="Need a case study.",
+            first_response_due_at=NOW,
+            created_at=NOW,
+            updated_at=NOW,
+        )
+        session.add(request)
+        session.flush()
+        request_id = request.id
+    executed: list[str] = []
+
+    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        executed.append(statement.split()[0])
+
+    with db.transaction(engine) as session:
+        mine = session.get(DealSupportRequest, request_id)
+        assert mine is not None
+        event.listen(engine, "before_cursor_execute", note)
+        try:
+            assert compare_and_set(session, mine, state="claimed", claimed_by="UMKT1")
+        finally:
+            event.remove(engine, "before_cursor_execute", note)
+        # The object holds what was written, and nothing was read back.
+        assert (mine.state, mine.claimed_by, mine.version) == ("claimed", "UMKT1", 2)
+        assert executed == ["UPDATE"]
+        assert not session.dirty
+    with db.transaction(engine) as session:
+        stale = session.get(DealSupportRequest, request_id)
+        assert stale is not None
+        set_committed_value(stale, "version", 1)  # as read before the claim above
+        assert not compare_and_set(session, stale, state="declined", declined_by="UMKT2")
+    with Session(engine) as session:
+        stored = session.get(DealSupportRequest, request_id)
+        assert stored is not None
+        assert (stored.state, stored.claimed_by, stored.declined_by, stored.version) == (
+            "claimed",
+            "UMKT1",
+            None,
+            2,
+        )

@@ -10,15 +10,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from bot.core import outbox
 from bot.core.crm import Deal
 from bot.core.models import DealSupportRequest, LocalDeal
 from bot.core.playbook import Playbook
+from bot.core.sql import compare_and_set
 
 OPEN, CLAIMED, DELIVERED, DECLINED = "open", "claimed", "delivered", "declined"
 ACTIVE_STATES = (OPEN, CLAIMED)
@@ -208,22 +208,6 @@ def _not_marketer(playbook: Playbook) -> DealSupportRefused:
     return DealSupportRefused(
         f"Only {who} can answer #deal-support requests. Ask RevOps to add you to the playbook."
     )
-
-
-def compare_and_set(session: Session, request: DealSupportRequest, **changes: Any) -> bool:
-    """Write `changes` (and bump the version) only if nobody changed the request since it was read."""
-    result = session.execute(
-        update(DealSupportRequest)
-        .where(
-            col(DealSupportRequest.id) == request.id,
-            col(DealSupportRequest.version) == request.version,
-        )
-        .values(version=request.version + 1, **changes)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return False
-    session.refresh(request)
-    return True
 
 
 def _lost_race(session: Session, request: DealSupportRequest, user_id: str) -> DealSupportRefused:

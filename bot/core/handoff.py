@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from bot.core import outbox
 from bot.core.models import ACCEPTED, CLOSED_STATES, RECYCLED, REJECTED, Lead, MqlCycle
 from bot.core.playbook import Playbook
+from bot.core.sql import compare_and_set
 
 MAX_NOTE = 500
 
@@ -87,19 +87,6 @@ def check_may_act(playbook: Playbook, cycle: MqlCycle, user_id: str, *, action: 
         raise HandoffRefused(
             f"Only members of the `{cycle.pool}` pool can act on this lead. Ask RevOps to add you to the playbook."
         )
-
-
-def compare_and_set(session: Session, cycle: MqlCycle, **changes: object) -> bool:
-    """Write `changes` (and bump the version) only if nobody changed the cycle since it was read."""
-    result = session.execute(
-        update(MqlCycle)
-        .where(col(MqlCycle.id) == cycle.id, col(MqlCycle.version) == cycle.version)
-        .values(version=cycle.version + 1, **changes)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return False
-    session.refresh(cycle)
-    return True
 
 
 def _lost_race(session: Session, cycle: MqlCycle, user_id: str) -> HandoffRefused:

@@ -17,12 +17,12 @@ from sqlmodel import Session, col, select
 
 from bot.core import outbox
 from bot.core.db import transaction
-from bot.core.handoff import after_change, compare_and_set
+from bot.core.handoff import after_change
 from bot.core.intake import routing_fields, tier_priority
 from bot.core.models import OPEN, Lead, MqlCycle, SlaEvent
 from bot.core.playbook import Playbook, Pool, Tier
 from bot.core.routing import assign
-from bot.core.sql import insert_ignore
+from bot.core.sql import compare_and_set, insert_ignore
 
 NUDGE = "nudge"
 ESCALATE = "escalate"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
+from sqlalchemy import update
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
 from sqlmodel import Session, SQLModel
@@ -39,6 +41,32 @@ def insert_new(session: Session, model: type[SQLModel], values: dict[str, Any]) 
     # The values go as parameters, not into the statement, so its compiled form is reused.
     statement = InsertSkippingConflicts(table).returning(key)
     return session.execute(statement, values).scalar()
+
+
+class Versioned(Protocol):
+    """A row with an optimistic-lock `version` column."""
+
+    id: int | None
+    version: int
+
+
+def compare_and_set(session: Session, row: Versioned, **changes: Any) -> bool:
+    """Write `changes` (and bump the version) only if nobody changed the row since it was read.
+
+    On success `row` holds the new values as loaded ones: the UPDATE wrote exactly these, so the
+    row is not read back (this runs on every click)."""
+    model: Any = type(row)
+    version = row.version
+    result = session.execute(
+        update(model)
+        .where(model.id == row.id, model.version == version)
+        .values(version=version + 1, **changes)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    for name, value in {**changes, "version": version + 1}.items():
+        set_committed_value(row, name, value)
+    return True
 
 
 LIKE_ESCAPE = "\\"

@@ -12,6 +12,7 @@ from bot.core import handoff, outbox
 from bot.core.durations import format_duration
 from bot.core.models import OPEN, MqlCycle, Touch
 from bot.core.playbook import Playbook
+from bot.core.sql import compare_and_set
 
 MAX_NOTE = 500
 TYPE_FIELD, NOTE_FIELD = "touch_type", "note"
@@ -78,7 +79,7 @@ def log_touch(
     check_may_log(playbook, cycle, user_id)
     first = {"first_touch_at": now} if cycle.first_touch_at is None else {}
     # The version bump orders the touch against a concurrent reject or recycle of the lead.
-    if not handoff.compare_and_set(session, cycle, **first):
+    if not compare_and_set(session, cycle, **first):
         raise handoff.HandoffRefused("Someone else just changed this lead; try again.")
     touch = Touch(
         cycle_id=cycle_id,
