@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from bot.core import outbox
 from bot.core.crm import (
@@ -22,7 +22,6 @@ from bot.core.crm import (
     WriteResult,
 )
 from bot.core.db import transaction
-from bot.core.handoff import latest_cycle
 from bot.core.models import Lead, MqlCycle, OutboxMessage, Touch
 from bot.core.playbook import Playbook
 from bot.core.touches import type_label
@@ -61,10 +60,16 @@ def build_writes(
     session: Session, rows: Sequence[OutboxMessage], playbook: Playbook, crm_name: str
 ) -> list[CrmWrite]:
     """One write per outbox row, rendered from the lead's state now (so a late row never regresses it)."""
+    # Two reads for the whole batch, not two per record.
+    lead_ids = {row.payload["lead_id"] for row in rows}
+    leads = {lead.id: lead for lead in session.exec(select(Lead).where(col(Lead.id).in_(lead_ids)))}
+    latest: dict[int, MqlCycle] = {}
+    cycles = select(MqlCycle).where(col(MqlCycle.lead_id).in_(lead_ids)).order_by(col(MqlCycle.seq))
+    for found in session.exec(cycles):
+        latest[found.lead_id] = found  # ordered by seq: the last one stays
     writes = []
     for row in rows:
-        lead = session.get(Lead, row.payload["lead_id"])
-        cycle = latest_cycle(session, row.payload["lead_id"])
+        lead, cycle = leads.get(row.payload["lead_id"]), latest.get(row.payload["lead_id"])
         if lead is None or cycle is None:
             continue
         writes.append(
