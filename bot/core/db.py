@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
 if TYPE_CHECKING:
@@ -54,16 +56,43 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+_sqlite_writers: dict[str, threading.RLock] = {}
+_sqlite_writers_guard = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> threading.RLock | None:
+    """This process's turn at a SQLite file's single writer (None on PostgreSQL)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    with _sqlite_writers_guard:
+        return _sqlite_writers.setdefault(str(engine.url), threading.RLock())
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
-    """A session that commits on success and rolls back on error."""
-    with Session(engine, expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    """A session that commits on success and rolls back on error.
+
+    On SQLite, threads of one process take turns at the file's single writer here, before they
+    hold a pooled connection: waiting on SQLite's busy handler instead would sleep in steps of up
+    to 100 ms while the lock stood free, and hold a connection all the while (revbot run is one
+    process, so this is where its writers meet). Other processes still meet at SQLite's lock.
+    """
+    writer = _writer_lock(engine)
+    if writer is not None and not writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+        raise OperationalError(
+            "BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked")
+        )
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+    finally:
+        if writer is not None:
+            writer.release()
 
 
 @contextmanager
