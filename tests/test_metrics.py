@@ -70,6 +70,7 @@ def add_cycle(
         mql_at=received,
         received_at=received,
         tier=tier,
+        lead_source=source,
         sla_due_at=received + SLA.get(tier, timedelta(hours=1)),
         pool="sales",
         owner_slack_id=owner,

@@ -51,3 +51,36 @@ def test_the_readiness_revision_is_alembics_head(database_url: str) -> None:
         assert db.current_revision(engine) == db.SCHEMA_REVISION
     finally:
         engine.dispose()
+
+
+def test_0004_gives_existing_cycles_their_leads_source(database_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    engine = db.make_engine(database_url)
+    command.upgrade(db._alembic_config(engine), "0003")
+    with engine.begin() as conn:
+        for lead_id, source in ((1, "Webinar"), (2, None)):
+            conn.execute(
+                text(
+                    "INSERT INTO leads (id, origin, external_id, signals, content, extra, "
+                    "lead_source, created_at, updated_at) VALUES (:id, 'test', :ext, '[]', '[]', "
+                    "'{}', :source, :now, :now)"
+                ),
+                {"id": lead_id, "ext": f"L-{lead_id}", "source": source, "now": "2026-11-20"},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO mql_cycles (lead_id, seq, mql_at, received_at, score, "
+                    "score_reasons, tier, sla_due_at, pool, state, version, reassignments) "
+                    "VALUES (:id, 1, :now, :now, 50, '[]', 'warm', :now, 'sales', 'open', 1, 0)"
+                ),
+                {"id": lead_id, "now": "2026-11-20"},
+            )
+    db.upgrade(engine)
+    with engine.connect() as conn:
+        found = conn.execute(
+            text("SELECT lead_id, lead_source FROM mql_cycles ORDER BY lead_id")
+        ).all()
+    assert [tuple(row) for row in found] == [(1, "Webinar"), (2, None)]
+    engine.dispose()

@@ -296,6 +296,7 @@ def _start_cycle(
         score=scored.score,
         score_reasons=list(scored.reasons),
         tier=tier.name,
+        lead_source=lead.lead_source,
         sla_due_at=playbook.deadline(tier, now),
         pool=routed.pool,
         owner_slack_id=routed.owner,

@@ -600,8 +600,8 @@ class _Queries:
         )
 
     def recent(self) -> _Recent:
-        """One pass over the reported and previous week, joined to the leads for their source,
-        counted per bucket, tier, state, reason, owner and source."""
+        """One pass over the reported and previous week, counted per bucket, tier, state, reason,
+        owner and lead source (the cycle's own copy: no join to the leads)."""
         # Two weeks only: SQLite groups by sorting, and sorting every week of the window by
         # these keys costs more than the trend's own pass.
         weeks = 2
@@ -616,14 +616,12 @@ class _Queries:
                 col(MqlCycle.state).label("state"),
                 col(MqlCycle.reason_code).label("reason_code"),
                 case((reported, col(MqlCycle.owner_slack_id))).label("owner"),
-                func.coalesce(col(Lead.lead_source), "(none)").label("source"),
+                func.coalesce(col(MqlCycle.lead_source), "(none)").label("source"),
                 flag(accepted).label("accepted"),
                 self._responded().label("responded"),
                 *self._sla_flags(),
                 flag(and_(accepted, col(MqlCycle.first_touch_at).is_not(None))).label("touched"),
             )
-            .select_from(MqlCycle)
-            .outerjoin(Lead, col(Lead.id) == col(MqlCycle.lead_id))
             .where(self._in(MqlCycle.received_at, weeks))
             .subquery()
         )

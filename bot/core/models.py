@@ -104,6 +104,8 @@ class MqlCycle(SQLModel, table=True):
     score: int = 0
     score_reasons: list[str] = _json_column(list)
     tier: str = Field(max_length=64)
+    # The lead's source when this MQL arrived: the digest counts MQLs by it without a join.
+    lead_source: str | None = Field(default=None, max_length=255)
     sla_due_at: datetime = _utc_column(nullable=False)
     pool: str = Field(max_length=64)
     owner_slack_id: str | None = Field(default=None, max_length=32)

@@ -70,7 +70,7 @@ LEAD_COLUMNS = (
 CYCLE_COLUMNS = (
     "id, lead_id, seq, mql_at, received_at, score, score_reasons, tier, sla_due_at, pool, "
     "owner_slack_id, state, accepted_by, accepted_at, closed_by, closed_at, reason_code, "
-    "reassignments, first_touch_at, version"
+    "reassignments, first_touch_at, version, lead_source"
 )
 EVENT_COLUMNS = "cycle_id, kind, step, owner_slack_id, created_at"
 
@@ -100,13 +100,14 @@ def _rows(n: int, seed: int = 7) -> Iterator[tuple[tuple[Any, ...], tuple[Any, .
             else:
                 state, accepted_at = "recycled", first
                 closed_at, reason = first + timedelta(days=2), rng.choice(RECYCLE)
+        source = rng.choice(SOURCES)
         lead = (
             i,
             "bench",
             f"B-{i}",
             f"Company {i % 5000}",
             f"Lead{i}",
-            rng.choice(SOURCES),
+            source,
             "[]",
             "[]",
             "{}",
@@ -134,6 +135,7 @@ def _rows(n: int, seed: int = 7) -> Iterator[tuple[tuple[Any, ...], tuple[Any, .
             0,
             touch,
             1,
+            source,
         )
         events = []
         if rng.random() < 0.15:
